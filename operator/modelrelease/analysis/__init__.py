@@ -1,0 +1,1 @@
+"""Metric providers (Prometheus) and the judges that turn values into verdicts."""

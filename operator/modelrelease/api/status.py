@@ -1,0 +1,96 @@
+"""The ModelRelease status: everything the operator knows about a rollout.
+
+All rollout state lives here (never in the operator's memory), so a restarted
+operator, or a new leader, resumes exactly where the last one stopped.
+Timestamps are RFC 3339 strings in UTC, as Kubernetes writes them.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import Field
+
+from modelrelease.api.spec import ApiModel
+
+
+class Phase(StrEnum):
+    INITIALIZING = "Initializing"
+    PROGRESSING = "Progressing"
+    PAUSED = "Paused"
+    AWAITING_APPROVAL = "AwaitingApproval"
+    SUCCEEDED = "Succeeded"
+    ROLLED_BACK = "RolledBack"
+    FAILED = "Failed"
+
+
+Verdict = Literal["pass", "fail", "inconclusive"]
+ConditionStatus = Literal["True", "False", "Unknown"]
+
+
+class StageStatus(ApiModel):
+    index: int = Field(ge=0)
+    name: str
+    weight: int = Field(default=0, ge=0, le=100, description="Weight the stage asks for.")
+    actual_weight: int = Field(default=0, ge=0, le=100, description="Weight the router reports as achieved.")
+    mirror: int = Field(default=0, ge=0, le=100)
+    entered_at: str | None = None
+
+
+class MetricResult(ApiModel):
+    name: str
+    candidate: float | None = None
+    baseline: float | None = None
+    verdict: Verdict = "inconclusive"
+    samples: int | None = None
+    message: str = ""
+
+
+class AnalysisStatus(ApiModel):
+    """Counters for the current stage; reset when a stage is entered."""
+
+    checks: int = 0
+    passed: int = 0
+    failures: int = 0
+    inconclusive: int = 0
+    consecutive_inconclusive: int = 0
+    last_check_at: str | None = None
+    metrics: list[MetricResult] = Field(default_factory=list)
+
+
+class Condition(ApiModel):
+    """A Kubernetes-style condition (type, status, reason, message, lastTransitionTime)."""
+
+    type: str
+    status: ConditionStatus
+    reason: str = ""
+    message: str = ""
+    last_transition_time: str | None = None
+    observed_generation: int | None = None
+
+
+class HistoryEntry(ApiModel):
+    """One decision or manual act, kept so people can see what happened and why."""
+
+    version: int
+    outcome: str = Field(description="Promoted, RolledBack, Aborted, Approved, Retried, Superseded, Failed...")
+    reason: str = ""
+    message: str = ""
+    stage: str | None = None
+    at: str | None = None
+
+
+class ModelReleaseStatus(ApiModel):
+    phase: Phase = Phase.INITIALIZING
+    stable_version: int | None = None
+    candidate_version: int | None = None
+    stage: StageStatus | None = None
+    analysis: AnalysisStatus = Field(default_factory=AnalysisStatus)
+    conditions: list[Condition] = Field(default_factory=list)
+    history: list[HistoryEntry] = Field(default_factory=list)
+    observed_generation: int | None = None
+    serving_hash: str | None = Field(
+        default=None, description="Hash of spec.serving the candidate's analysis started with; a change restarts it."
+    )
+    message: str = ""

@@ -1,0 +1,1 @@
+"""The pure rollout engine: (spec, status, observations, now) -> (status, actions)."""

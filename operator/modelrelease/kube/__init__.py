@@ -1,0 +1,1 @@
+"""Kubernetes adapters: Deployments, Services, status patches, events."""

@@ -1,0 +1,1 @@
+"""Traffic routers, one module each, behind one small interface."""

@@ -1,0 +1,1 @@
+"""TF Serving model status and smoke predictions over gRPC."""
