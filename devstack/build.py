@@ -29,14 +29,39 @@ ETCD_VERSION = "v3.6.4"
 KWOK_VERSION = "v0.7.0"
 HELM_VERSION = "v3.19.2"
 
-STAGING_MODULES = (
-    "api apiextensions-apiserver apimachinery apiserver cli-runtime client-go "
-    "cloud-provider cluster-bootstrap code-generator component-base component-helpers "
-    "controller-manager cri-api cri-client csi-translation-lib dynamic-resource-allocation "
-    "endpointslice externaljwt kms kube-aggregator kube-controller-manager kube-proxy "
-    "kube-scheduler kubectl kubelet metrics mount-utils pod-security-admission "
-    "sample-apiserver sample-cli-plugin sample-controller"
-).split()
+STAGING_MODULES = [
+    "api",
+    "apiextensions-apiserver",
+    "apimachinery",
+    "apiserver",
+    "cli-runtime",
+    "client-go",
+    "cloud-provider",
+    "cluster-bootstrap",
+    "code-generator",
+    "component-base",
+    "component-helpers",
+    "controller-manager",
+    "cri-api",
+    "cri-client",
+    "csi-translation-lib",
+    "dynamic-resource-allocation",
+    "endpointslice",
+    "externaljwt",
+    "kms",
+    "kube-aggregator",
+    "kube-controller-manager",
+    "kube-proxy",
+    "kube-scheduler",
+    "kubectl",
+    "kubelet",
+    "metrics",
+    "mount-utils",
+    "pod-security-admission",
+    "sample-apiserver",
+    "sample-cli-plugin",
+    "sample-controller",
+]
 
 
 def cache_root() -> Path:
@@ -138,7 +163,7 @@ def build(force: bool = False) -> dict[str, float]:
         tmp = out / f".{tool.name}.tmp"
         cmd = ["go", "build", "-p", "2", "-trimpath", "-o", str(tmp)]
         cmd += ["-ldflags", f"-s -w {tool.ldflags}".strip()]
-        _run(cmd + [tool.package], work, env)
+        _run([*cmd, tool.package], work, env)
         tmp.rename(out / tool.name)
         timings[tool.name] = time.monotonic() - t0
     return timings

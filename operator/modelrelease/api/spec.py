@@ -93,9 +93,13 @@ class Stage(ApiModel):
 
     name: str = Field(description="Unique within the release; used by holdAt and approve.")
     smoke: SmokeSpec | None = None
-    mirror: int | None = Field(default=None, ge=0, le=100, description="Percent of live traffic copied to the candidate.")
+    mirror: int | None = Field(
+        default=None, ge=0, le=100, description="Percent of live traffic copied to the candidate."
+    )
     weight: int | None = Field(default=None, ge=0, le=100, description="Percent of live traffic sent to the candidate.")
-    match: list[HeaderMatch] | None = Field(default=None, description="Only requests matching one of these go to the candidate.")
+    match: list[HeaderMatch] | None = Field(
+        default=None, description="Only requests matching one of these go to the candidate."
+    )
     duration: Duration | None = Field(default=None, description="Minimum time in the stage, e.g. 10m.")
     min_checks: int | None = Field(
         default=None, ge=0, description="Passing analysis checks needed to leave the stage; default analysis.minChecks."
@@ -142,7 +146,9 @@ class MetricSpec(ApiModel):
     max: float | None = Field(default=None, description="Fail when the candidate's value is above this.")
     compare_to_baseline: CompareToBaseline | None = None
     min_requests: int | None = Field(
-        default=None, ge=0, description="Below this many requests in the interval the check is inconclusive, not failed."
+        default=None,
+        ge=0,
+        description="Below this many requests in the interval the check is inconclusive, not failed.",
     )
     positive_class: str | None = Field(
         default=None, description="Class label treated as positive by the precision, recall and f1 templates."
@@ -163,7 +169,9 @@ class PrometheusSpec(ApiModel):
 class AnalysisSpec(ApiModel):
     interval: Duration = Field(default="30s", description="Time between checks, at least 1s.")
     failure_limit: int = Field(default=2, ge=1, description="Failed checks in a stage before rollback.")
-    inconclusive_limit: int = Field(default=10, ge=1, description="Inconclusive checks in a row before the release pauses.")
+    inconclusive_limit: int = Field(
+        default=10, ge=1, description="Inconclusive checks in a row before the release pauses."
+    )
     min_checks: int = Field(default=3, ge=0, description="Passing checks a traffic stage needs before it completes.")
     prometheus: PrometheusSpec = Field(default_factory=PrometheusSpec)
     metrics: list[MetricSpec] = Field(default_factory=default_metrics)
