@@ -77,6 +77,10 @@ class Tool:
     name: str
     package: str
     ldflags: str = ""
+    # Built from its own module graph (``go install pkg@version``) instead of the
+    # shared scratch module, for a tool that does not compile against the
+    # cluster's k8s.io version.  It still shares GOCACHE and GOMODCACHE.
+    own_version: str = ""
 
 
 def _k8s_ldflags() -> str:
@@ -103,7 +107,14 @@ def tools() -> list[Tool]:
         Tool("kube-controller-manager", "k8s.io/kubernetes/cmd/kube-controller-manager", k8s),
         Tool("kube-scheduler", "k8s.io/kubernetes/cmd/kube-scheduler", k8s),
         Tool("kubectl", "k8s.io/kubernetes/cmd/kubectl", k8s),
-        Tool("kwok", "sigs.k8s.io/kwok/cmd/kwok", f"-X sigs.k8s.io/kwok/pkg/consts.Version={KWOK_VERSION}"),
+        # kwok v0.7.0 uses metav1.InitialEventsListBlueprintAnnotationKey, which
+        # k8s.io/apimachinery 0.34 removed, so it keeps its own k8s.io 0.33.
+        Tool(
+            "kwok",
+            "sigs.k8s.io/kwok/cmd/kwok",
+            f"-X sigs.k8s.io/kwok/pkg/consts.Version={KWOK_VERSION}",
+            own_version=KWOK_VERSION,
+        ),
         Tool("helm", "helm.sh/helm/v3/cmd/helm", f"-X helm.sh/helm/v3/internal/version.version={HELM_VERSION} {k8s}"),
     ]
 
@@ -117,7 +128,6 @@ def _go_mod() -> str:
         "require (\n"
         f"\tk8s.io/kubernetes {K8S_VERSION}\n"
         f"\tgo.etcd.io/etcd/server/v3 {ETCD_VERSION}\n"
-        f"\tsigs.k8s.io/kwok {KWOK_VERSION}\n"
         f"\thelm.sh/helm/v3 {HELM_VERSION}\n"
         ")\n\n"
         f"replace (\n{replaces}\n)\n"
@@ -125,7 +135,7 @@ def _go_mod() -> str:
 
 
 def _tools_go() -> str:
-    imports = "\n".join(f'\t_ "{t.package}"' for t in tools())
+    imports = "\n".join(f'\t_ "{t.package}"' for t in tools() if not t.own_version)
     return f"//go:build tools\n\npackage tools\n\nimport (\n{imports}\n)\n"
 
 
@@ -161,9 +171,17 @@ def build(force: bool = False) -> dict[str, float]:
     for tool in missing:
         t0 = time.monotonic()
         tmp = out / f".{tool.name}.tmp"
-        cmd = ["go", "build", "-p", "2", "-trimpath", "-o", str(tmp)]
-        cmd += ["-ldflags", f"-s -w {tool.ldflags}".strip()]
-        _run([*cmd, tool.package], work, env)
+        ldflags = ["-ldflags", f"-s -w {tool.ldflags}".strip()]
+        if tool.own_version:
+            gobin = work / f".gobin-{tool.name}"
+            _run(
+                ["go", "install", "-p", "2", "-trimpath", *ldflags, f"{tool.package}@{tool.own_version}"],
+                work,
+                dict(env, GOBIN=str(gobin), GOFLAGS=""),
+            )
+            shutil.move(gobin / tool.name, tmp)
+        else:
+            _run(["go", "build", "-p", "2", "-trimpath", "-o", str(tmp), *ldflags, tool.package], work, env)
         tmp.rename(out / tool.name)
         timings[tool.name] = time.monotonic() - t0
     return timings
