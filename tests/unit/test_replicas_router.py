@@ -1,0 +1,42 @@
+"""The replicas router's split: kube-proxy's even spread over ready pods."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from modelrelease.routing.replicas import achieved_weight, candidate_replicas
+
+
+def test_zero_weight_means_no_candidate_pods() -> None:
+    assert candidate_replicas(3, 0) == 0
+
+
+def test_half_weight_matches_stable_capacity() -> None:
+    assert candidate_replicas(3, 50) == 3
+    assert achieved_weight(3, 3) == 50
+
+
+def test_small_weight_still_gets_one_pod_and_reports_the_real_share() -> None:
+    assert candidate_replicas(3, 5) == 1
+    assert achieved_weight(3, 1) == 25
+
+
+def test_weight_out_of_range_is_refused() -> None:
+    with pytest.raises(ValueError, match=r"0\.\.100"):
+        candidate_replicas(3, 101)
+
+
+@given(stable=st.integers(1, 50), weight=st.integers(1, 99))
+def test_candidate_replicas_are_bounded_and_never_zero_for_positive_weight(stable: int, weight: int) -> None:
+    replicas = candidate_replicas(stable, weight)
+    assert 1 <= replicas <= 4 * stable
+
+
+@given(stable=st.integers(1, 20), weight=st.integers(1, 80))
+def test_achieved_weight_is_the_nearest_possible_to_the_request(stable: int, weight: int) -> None:
+    replicas = candidate_replicas(stable, weight)
+    achieved = achieved_weight(stable, replicas)
+    for other in range(1, 4 * stable + 1):
+        assert abs(achieved - weight) <= abs(achieved_weight(stable, other) - weight) + 1
