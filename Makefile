@@ -25,7 +25,7 @@ help:
 	@echo "make crds        regenerate crds/ from the pydantic models"
 	@echo "make bench       print benchmark numbers"
 
-$(VENV)/.installed: pyproject.toml constraints.txt
+$(VENV)/.installed:
 	$(PYTHON_BOOT) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -c constraints.txt -e '.[devstack,test,dev]'
