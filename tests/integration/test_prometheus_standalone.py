@@ -1,0 +1,92 @@
+"""Prometheus as devstack runs it, without a cluster: the file_sd job picks up a registered exporter."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TypeVar
+
+import pytest
+from prometheus_client import CollectorRegistry, Counter, start_http_server
+
+from devstack import prometheus
+
+T = TypeVar("T")
+
+pytestmark = pytest.mark.skipif(prometheus.find_binary() is None, reason="prometheus not installed (make setup)")
+
+
+def eventually(probe: Callable[[], T | None], timeout: float, message: str) -> T:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{message} (not within {timeout}s)")
+        time.sleep(0.2)
+
+
+@pytest.fixture(scope="module")
+def prometheus_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    state_dir = tmp_path_factory.mktemp("state")
+    with prometheus.serve(state_dir) as url:
+        yield url, state_dir
+
+
+def test_registered_exporter_is_scraped_with_its_labels_within_seconds(prometheus_url: tuple[str, Path]) -> None:
+    url, state_dir = prometheus_url
+    registry = CollectorRegistry()
+    counter = Counter("devstack_probe", "a probe counter", ["version"], registry=registry)
+    counter.labels(version="7").inc(3)
+    server, thread = start_http_server(0, addr="127.0.0.1", registry=registry)
+    address = f"127.0.0.1:{server.server_address[1]}"
+    try:
+        started = time.monotonic()
+        prometheus.register_target(state_dir, "probe", address, {"component": "exporter"})
+        series = eventually(
+            lambda: prometheus.query(url, 'devstack_probe_total{job="probe"}'),
+            timeout=15,
+            message="the registered exporter's counter never appeared in Prometheus",
+        )
+        elapsed = time.monotonic() - started
+        labels = series[0]["metric"]
+        assert labels["version"] == "7"
+        assert labels["component"] == "exporter"
+        assert labels["instance"] == address
+        assert float(series[0]["value"][1]) == 3.0
+        assert elapsed < 10
+    finally:
+        prometheus.unregister_target(state_dir, "probe", address)
+        server.shutdown()
+        thread.join(timeout=5)
+
+
+def test_unregistered_target_leaves_the_active_targets(prometheus_url: tuple[str, Path]) -> None:
+    url, state_dir = prometheus_url
+    address = prometheus.free_address()
+    prometheus.register_target(state_dir, "ephemeral", address)
+    eventually(
+        lambda: [t for t in prometheus.targets(url) if t["labels"].get("job") == "ephemeral"],
+        timeout=10,
+        message="registered target never became active",
+    )
+    prometheus.unregister_target(state_dir, "ephemeral", address)
+    eventually(
+        lambda: not [t for t in prometheus.targets(url) if t["labels"].get("job") == "ephemeral"] or None,
+        timeout=10,
+        message="unregistered target is still active",
+    )
+
+
+def test_config_keeps_only_annotated_running_pods_and_copies_release_labels(tmp_path: Path) -> None:
+    kubeconfig = tmp_path / "kubeconfig"
+    config = prometheus.config(tmp_path, kubeconfig)
+    pods = next(job for job in config["scrape_configs"] if job["job_name"] == prometheus.POD_SCRAPE_JOB)
+    assert pods["kubernetes_sd_configs"] == [{"role": "pod", "kubeconfig_file": str(kubeconfig)}]
+    targets = {rule.get("target_label") for rule in pods["relabel_configs"]}
+    assert {"version", "release", "namespace", "pod", "__address__", "__metrics_path__"} <= targets
+    keep = [rule["source_labels"][0] for rule in pods["relabel_configs"] if rule.get("action") == "keep"]
+    assert "__meta_kubernetes_pod_annotation_prometheus_io_scrape" in keep
+    assert config["global"]["scrape_interval"] == "1s"
