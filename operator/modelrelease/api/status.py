@@ -36,6 +36,8 @@ class StageStatus(ApiModel):
     actual_weight: int = Field(default=0, ge=0, le=100, description="Weight the router reports as achieved.")
     mirror: int = Field(default=0, ge=0, le=100)
     entered_at: str | None = None
+    approved: bool = Field(default=False, description="An approve request for this stage was received.")
+    smoke_passed: bool = Field(default=False, description="The stage's smoke test passed; its traffic may start.")
 
 
 class MetricResult(ApiModel):
@@ -57,6 +59,7 @@ class AnalysisStatus(ApiModel):
     consecutive_inconclusive: int = 0
     last_check_at: str | None = None
     metrics: list[MetricResult] = Field(default_factory=list)
+    last_verdict: Verdict | None = Field(default=None, description="Verdict of the latest check in this stage.")
 
 
 class Condition(ApiModel):
@@ -94,3 +97,15 @@ class ModelReleaseStatus(ApiModel):
         default=None, description="Hash of spec.serving the candidate's analysis started with; a change restarts it."
     )
     message: str = ""
+    candidate_started_at: str | None = Field(
+        default=None, description="When the candidate's pods were (re)started; the load deadline counts from here."
+    )
+    candidate_ready_at: str | None = Field(
+        default=None, description="When the candidate was first ready with its model AVAILABLE; no traffic before."
+    )
+    rejected_version: int | None = Field(
+        default=None, description="Version rolled back; not tried again until spec.model.version changes or a retry."
+    )
+    retiring_version: int | None = Field(
+        default=None, description="The previous stable version, kept at full capacity until the new stable is ready."
+    )
