@@ -1,0 +1,132 @@
+"""Where a devstack lives on disk and what ``cluster.json`` says about it.
+
+One state directory holds everything of one cluster: PKI, etcd data, logs,
+kubeconfigs and ``cluster.json``, the record that ``down``, ``status``, the
+test fixtures and the other devstack components read.  ``MODELRELEASE_DEVSTACK_DIR``
+points at another directory, so a test can run a second, separate cluster.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from devstack import cache_root
+
+STATE_DIR_ENV = "MODELRELEASE_DEVSTACK_DIR"
+
+
+def default_state_dir() -> Path:
+    override = os.environ.get(STATE_DIR_ENV)
+    return Path(override) if override else cache_root() / "devstack"
+
+
+@dataclass
+class ClusterRecord:
+    """The contents of ``<state>/cluster.json``; keys are camelCase as other tools read them."""
+
+    api_server: str
+    kubeconfig: str
+    prometheus_url: str | None = None
+    pids: dict[str, int] = field(default_factory=dict)
+    # The executable each pid was started from, so a pid reused after a reboot is never signalled.
+    executables: dict[str, str] = field(default_factory=dict)
+    ports: dict[str, int] = field(default_factory=dict)
+    started_by: str = "cli"
+    ready_seconds: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "apiServer": self.api_server,
+            "kubeconfig": self.kubeconfig,
+            "prometheusUrl": self.prometheus_url,
+            "pids": self.pids,
+            "executables": self.executables,
+            "ports": self.ports,
+            "startedBy": self.started_by,
+            "readySeconds": self.ready_seconds,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ClusterRecord:
+        return cls(
+            api_server=str(data["apiServer"]),
+            kubeconfig=str(data["kubeconfig"]),
+            prometheus_url=data.get("prometheusUrl"),
+            pids={str(k): int(v) for k, v in data.get("pids", {}).items()},
+            executables={str(k): str(v) for k, v in data.get("executables", {}).items()},
+            ports={str(k): int(v) for k, v in data.get("ports", {}).items()},
+            started_by=str(data.get("startedBy", "cli")),
+            ready_seconds=data.get("readySeconds"),
+        )
+
+
+@dataclass(frozen=True)
+class StateDir:
+    root: Path
+
+    @property
+    def record_path(self) -> Path:
+        return self.root / "cluster.json"
+
+    @property
+    def logs(self) -> Path:
+        return self.root / "logs"
+
+    @property
+    def pki(self) -> Path:
+        return self.root / "pki"
+
+    @property
+    def etcd_data(self) -> Path:
+        return self.root / "etcd"
+
+    @property
+    def admin_kubeconfig(self) -> Path:
+        return self.root / "kubeconfig"
+
+    @property
+    def users(self) -> Path:
+        """One file per live test session using this cluster, so the last one out stops it."""
+        return self.root / "users"
+
+    def log(self, component: str) -> Path:
+        return self.logs / f"{component}.log"
+
+    def read(self) -> ClusterRecord | None:
+        try:
+            data = json.loads(self.record_path.read_text())
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:
+            raise RuntimeError(f"{self.record_path} is unreadable ({exc}); remove it or run `down`") from exc
+        try:
+            return ClusterRecord.from_json(data)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise RuntimeError(f"{self.record_path} is not a devstack record ({exc}); remove it") from exc
+
+    def write(self, record: ClusterRecord) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        tmp = self.record_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(record.to_json(), indent=2) + "\n")
+        tmp.rename(self.record_path)
+
+    def forget(self) -> None:
+        self.record_path.unlink(missing_ok=True)
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """Serialise up/down between concurrent callers (several test sessions share one cluster)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / ".lock", "w") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
