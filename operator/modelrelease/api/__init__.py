@@ -1,9 +1,11 @@
 """The ModelRelease API: pydantic models that are the single source of truth for the CRD."""
 
-from modelrelease.api.duration import Duration, parse_duration
-from modelrelease.api.resource import ModelRelease
+from modelrelease.api.duration import Duration, Interval, parse_duration
+from modelrelease.api.problems import InvalidRelease, explain
+from modelrelease.api.resource import ModelRelease, parse_release, parse_spec
 from modelrelease.api.spec import (
     BUILTIN_TEMPLATES,
+    CLASS_TEMPLATES,
     TEMPLATE_PLACEHOLDERS,
     AnalysisSpec,
     CompareToBaseline,
@@ -35,6 +37,7 @@ from modelrelease.api.status import (
 
 __all__ = [
     "BUILTIN_TEMPLATES",
+    "CLASS_TEMPLATES",
     "TEMPLATE_PLACEHOLDERS",
     "AnalysisSpec",
     "AnalysisStatus",
@@ -45,6 +48,8 @@ __all__ = [
     "GoldenSetRef",
     "HeaderMatch",
     "HistoryEntry",
+    "Interval",
+    "InvalidRelease",
     "IstioRouter",
     "MetricResult",
     "MetricSpec",
@@ -62,5 +67,8 @@ __all__ = [
     "StageStatus",
     "TrafficSpec",
     "Verdict",
+    "explain",
     "parse_duration",
+    "parse_release",
+    "parse_spec",
 ]

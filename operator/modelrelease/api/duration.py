@@ -1,33 +1,84 @@
 """Go-style durations (``30s``, ``10m``, ``1h30m``, ``500ms``).
 
 Why Go's syntax: it is what Flagger, Argo Rollouts and Kubernetes itself
-use, so a platform engineer can paste values across tools unchanged.
+use, so a platform engineer can paste values across tools unchanged, and the
+API server's CEL ``duration()`` parses it, so the CRD can check bounds too.
+
+Durations are capped at a year: longer values are almost always a typo, and
+Go's duration type overflows at about 292 years, which would turn a CEL
+check into an evaluation error instead of a clear refusal.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import timedelta
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import AfterValidator
+from pydantic import GetCoreSchemaHandler, GetJsonSchemaHandler
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import core_schema
 
 DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"
+DURATION_MAX_LENGTH = 20
+MAX_DURATION = "8760h"
 _PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
 def parse_duration(text: str) -> timedelta:
     """Parse a Go-style duration; raise ValueError naming what is allowed."""
-    if not re.fullmatch(DURATION_PATTERN, text):
-        raise ValueError(f"{text!r} is not a duration: use a number with a unit, e.g. 30s, 10m, 1h, 1h30m, 500ms")
+    if len(text) > DURATION_MAX_LENGTH or not re.fullmatch(DURATION_PATTERN, text):
+        raise ValueError(
+            f"{text[:DURATION_MAX_LENGTH]!r} is not a duration: use a number with a unit (ms, s, m, h), "
+            "e.g. 30s, 10m, 1h, 1h30m, 500ms"
+        )
     seconds = sum(float(num) * _UNIT_SECONDS[unit] for num, unit in _PART.findall(text))
     return timedelta(seconds=seconds)
 
 
-def _check(text: str) -> str:
-    parse_duration(text)
-    return text
+@dataclass(frozen=True)
+class DurationRule:
+    """``Annotated`` metadata: a Go duration between ``minimum`` and a year, checked here and by CEL."""
+
+    minimum: str = "0s"
+
+    def check(self, text: str) -> str:
+        value = parse_duration(text)
+        if value < parse_duration(self.minimum):
+            raise ValueError(f"{text!r} is too short: at least {self.minimum} is allowed")
+        if value > parse_duration(MAX_DURATION):
+            raise ValueError(f"{text!r} is too long: at most {MAX_DURATION} (a year) is allowed")
+        return text
+
+    def cel_rules(self) -> list[dict[str, str]]:
+        rules = [
+            {"rule": f'duration(self) <= duration("{MAX_DURATION}")', "message": f"must be at most {MAX_DURATION}"}
+        ]
+        if parse_duration(self.minimum) > timedelta(0):
+            rules.insert(
+                0,
+                {
+                    "rule": f'duration(self) >= duration("{self.minimum}")',
+                    "message": f"must be at least {self.minimum}",
+                },
+            )
+        return rules
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
+        return core_schema.no_info_after_validator_function(self.check, handler(source))
+
+    def __get_pydantic_json_schema__(
+        self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        json_schema = handler(schema)
+        json_schema.update(
+            pattern=DURATION_PATTERN, maxLength=DURATION_MAX_LENGTH, **{"x-kubernetes-validations": self.cel_rules()}
+        )
+        return json_schema
 
 
-Duration = Annotated[str, AfterValidator(_check)]
+Duration = Annotated[str, DurationRule()]
+Interval = Annotated[str, DurationRule(minimum="1s")]
+"""The analysis interval: checks more often than once a second only load Prometheus."""

@@ -12,12 +12,31 @@ not a silently ignored setting.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import re
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
-from modelrelease.api.duration import Duration
+from modelrelease.api.cel import cel, literal, validations
+from modelrelease.api.duration import Duration, Interval
+from modelrelease.api.names import (
+    HEADER_NAME_MAX,
+    HEADER_NAME_PATTERN,
+    BasePath,
+    ClassLabel,
+    DnsLabel,
+    HoldAtName,
+    HttpUrl,
+    Image,
+    ModelName,
+    ObjectName,
+)
+from modelrelease.api.problems import problem
+from modelrelease.api.templates import BUILTIN_TEMPLATES as BUILTIN_TEMPLATES
+from modelrelease.api.templates import CLASS_TEMPLATES as CLASS_TEMPLATES
+from modelrelease.api.templates import TEMPLATE_PLACEHOLDERS as TEMPLATE_PLACEHOLDERS
+from modelrelease.api.templates import PromQL
 
 
 class ApiModel(BaseModel):
@@ -29,18 +48,52 @@ class ApiModel(BaseModel):
 class ModelSpec(ApiModel):
     """Which model, where its versions live, and the version the user wants."""
 
-    name: str = Field(description="TF Serving --model_name.")
-    base_path: str = Field(description="Directory holding one sub-directory per version (1/, 2/, ...).")
+    name: ModelName = Field(description="TF Serving --model_name.")
+    base_path: BasePath = Field(description="Directory holding one sub-directory per version (1/, 2/, ...).")
     version: int = Field(ge=1, description="The version the user wants; changing it starts a rollout.")
+
+
+# Flags the operator sets itself on every TF Serving container; a user copy
+# would either be ignored or silently repoint the server, so it is refused.
+MANAGED_FLAGS: tuple[str, ...] = (
+    "model_name",
+    "model_base_path",
+    "model_config_file",
+    "port",
+    "rest_api_port",
+    "monitoring_config_file",
+)
+MANAGED_FLAG_PATTERN = "^--?(" + "|".join(MANAGED_FLAGS) + ")(=|$)"
+_MANAGED_FLAGS_TEXT = ", ".join("--" + flag for flag in MANAGED_FLAGS)
+
+
+def _check_args(args: list[str]) -> list[str]:
+    for index, arg in enumerate(args):
+        if re.search(MANAGED_FLAG_PATTERN, arg):
+            raise problem(f"[{index}]", f"sets {arg.split('=')[0]}, which the operator manages ({_MANAGED_FLAGS_TEXT})")
+    return args
+
+
+ServingArgs = Annotated[list[Annotated[str, Field(max_length=1024)]], AfterValidator(_check_args)]
 
 
 class ServingSpec(ApiModel):
     """How each version's TF Serving Deployment is built."""
 
-    image: str = Field(description="TF Serving image, e.g. tensorflow/serving:2.18.0.")
-    replicas: int = Field(default=1, ge=1, description="Capacity of the stable version.")
+    image: Image = Field(description="TF Serving image, e.g. tensorflow/serving:2.18.0.")
+    replicas: int = Field(default=1, ge=1, le=10000, description="Capacity of the stable version.")
     resources: dict[str, Any] = Field(default_factory=dict, description="Container resources, passed through.")
-    args: list[str] = Field(default_factory=list, description="Extra TF Serving flags appended to the operator's.")
+    args: ServingArgs = Field(
+        default_factory=list,
+        max_length=64,
+        description="Extra TF Serving flags appended to the operator's (not the ones it manages).",
+        json_schema_extra=validations(
+            cel(
+                f"!self.exists(a, a.matches({literal(MANAGED_FLAG_PATTERN)}))",
+                f"must not set the flags the operator manages: {_MANAGED_FLAGS_TEXT}",
+            )
+        ),
+    )
     pod_template: dict[str, Any] = Field(
         default_factory=dict,
         description="Pod spec overrides merged into each version's pods: nodeSelector, tolerations, volumes...",
@@ -48,30 +101,91 @@ class ServingSpec(ApiModel):
 
 
 class GatewayApiRouter(ApiModel):
-    http_route: str = Field(description="Name of the HTTPRoute whose backend weights the operator manages.")
+    http_route: ObjectName = Field(description="Name of the HTTPRoute whose backend weights the operator manages.")
 
 
 class IstioRouter(ApiModel):
-    virtual_service: str = Field(description="Name of the VirtualService whose routes the operator manages.")
+    virtual_service: ObjectName = Field(description="Name of the VirtualService whose routes the operator manages.")
 
 
 RouterName = Literal["replicas", "gatewayApi", "istio"]
 
 
 class TrafficSpec(ApiModel):
+    """How traffic reaches the versions; a router other than replicas needs its own block, and only it."""
+
+    model_config = ConfigDict(
+        json_schema_extra=validations(
+            cel(
+                'self.router != "gatewayApi" || has(self.gatewayApi)',
+                "gatewayApi (with httpRoute) is required when router is gatewayApi",
+                field_path=".gatewayApi",
+                reason="FieldValueRequired",
+            ),
+            cel(
+                'self.router != "istio" || has(self.istio)',
+                "istio (with virtualService) is required when router is istio",
+                field_path=".istio",
+                reason="FieldValueRequired",
+            ),
+            cel(
+                '!has(self.gatewayApi) || self.router == "gatewayApi"',
+                "gatewayApi is only allowed when router is gatewayApi",
+                field_path=".gatewayApi",
+                reason="FieldValueForbidden",
+            ),
+            cel(
+                '!has(self.istio) || self.router == "istio"',
+                "istio is only allowed when router is istio",
+                field_path=".istio",
+                reason="FieldValueForbidden",
+            ),
+        )
+    )
+
     router: RouterName = Field(default="replicas", description="How traffic is split between versions.")
     gateway_api: GatewayApiRouter | None = Field(default=None, description="Required when router is gatewayApi.")
     istio: IstioRouter | None = Field(default=None, description="Required when router is istio.")
+
+    @model_validator(mode="after")
+    def _router_block_matches_router(self) -> TrafficSpec:
+        blocks = {"gatewayApi": self.gateway_api, "istio": self.istio}
+        for router, block in blocks.items():
+            if self.router == router and block is None:
+                raise problem(router, f"is required when router is {router}")
+            if self.router != router and block is not None:
+                raise problem(router, f"is only allowed when router is {router} (router is {self.router})")
+        return self
+
+
+def _check_header_names(headers: dict[str, str]) -> dict[str, str]:
+    for name in headers:
+        if len(name) > HEADER_NAME_MAX or not re.fullmatch(HEADER_NAME_PATTERN, name):
+            raise problem(f"[{name[:40]!r}]", "is not an HTTP header name: use an RFC 7230 token such as x-cohort")
+    return headers
+
+
+HeaderValues = Annotated[dict[str, Annotated[str, Field(max_length=1024)]], AfterValidator(_check_header_names)]
 
 
 class HeaderMatch(ApiModel):
     """Requests whose headers all equal these values go to the candidate (an A/B cohort)."""
 
-    headers: dict[str, str] = Field(description="Header name to exact value.")
+    headers: HeaderValues = Field(
+        min_length=1,
+        max_length=16,
+        description="Header name to exact value.",
+        json_schema_extra=validations(
+            cel(
+                f"self.all(k, k.size() <= {HEADER_NAME_MAX} && k.matches({literal(HEADER_NAME_PATTERN)}))",
+                "header names must be HTTP header names (RFC 7230 tokens such as x-cohort)",
+            )
+        ),
+    )
 
 
 class GoldenSetRef(ApiModel):
-    config_map: str = Field(description="ConfigMap holding the golden inputs and expected labels.")
+    config_map: ObjectName = Field(description="ConfigMap holding the golden inputs and expected labels.")
 
 
 class SmokeSpec(ApiModel):
@@ -83,6 +197,9 @@ class SmokeSpec(ApiModel):
     min_accuracy: float = Field(default=0.95, ge=0.0, le=1.0, description="Share of golden answers that must be right.")
 
 
+STAGE_KINDS: tuple[str, ...] = ("smoke", "mirror", "weight")
+
+
 class Stage(ApiModel):
     """One step of the rollout.
 
@@ -91,56 +208,161 @@ class Stage(ApiModel):
     restricted to a cohort by ``match``).
     """
 
-    name: str = Field(description="Unique within the release; used by holdAt and approve.")
+    model_config = ConfigDict(
+        json_schema_extra=validations(
+            cel(
+                "(has(self.smoke) ? 1 : 0) + (has(self.mirror) ? 1 : 0) + (has(self.weight) ? 1 : 0) == 1",
+                "a stage is exactly one kind: set exactly one of smoke, mirror or weight",
+            ),
+            cel(
+                "!has(self.match) || has(self.weight)",
+                "match is only allowed on a weight stage (an A/B cohort)",
+                field_path=".match",
+                reason="FieldValueForbidden",
+            ),
+        )
+    )
+
+    name: DnsLabel = Field(description="Unique within the release; used by holdAt and approve.")
     smoke: SmokeSpec | None = None
     mirror: int | None = Field(
-        default=None, ge=0, le=100, description="Percent of live traffic copied to the candidate."
+        default=None, ge=1, le=100, description="Percent of live traffic copied to the candidate."
     )
     weight: int | None = Field(default=None, ge=0, le=100, description="Percent of live traffic sent to the candidate.")
     match: list[HeaderMatch] | None = Field(
-        default=None, description="Only requests matching one of these go to the candidate."
+        default=None, min_length=1, max_length=8, description="Only requests matching one of these go to the candidate."
     )
     duration: Duration | None = Field(default=None, description="Minimum time in the stage, e.g. 10m.")
     min_checks: int | None = Field(
-        default=None, ge=0, description="Passing analysis checks needed to leave the stage; default analysis.minChecks."
+        default=None,
+        ge=0,
+        le=1000,
+        description="Passing analysis checks needed to leave the stage; default analysis.minChecks.",
     )
     approval: bool = Field(default=False, description="Wait for modelrelease.io/approve: <stage> before leaving.")
+
+    @property
+    def kind(self) -> str:
+        """smoke, mirror or weight (validation guarantees exactly one is set)."""
+        return next(kind for kind in STAGE_KINDS if getattr(self, kind) is not None)
+
+    @model_validator(mode="after")
+    def _exactly_one_kind(self) -> Stage:
+        kinds = [kind for kind in STAGE_KINDS if getattr(self, kind) is not None]
+        if len(kinds) != 1:
+            found = " and ".join(kinds) if kinds else "none of them"
+            raise problem("", f"sets {found}: a stage is exactly one kind: set exactly one of smoke, mirror or weight")
+        if self.match is not None and self.weight is None:
+            raise problem("match", f"is only allowed on a weight stage (an A/B cohort); this is a {kinds[0]} stage")
+        return self
+
+
+def _check_stages(stages: list[Stage]) -> list[Stage]:
+    """Rules across stages; paths are relative to ``stages``."""
+    first_index: dict[str, int] = {}
+    for index, stage in enumerate(stages):
+        if stage.name in first_index:
+            raise problem(
+                f"[{index}].name",
+                f"repeats {stage.name!r} (stages[{first_index[stage.name]}]): stage names must be unique",
+            )
+        first_index[stage.name] = index
+    order = {kind: rank for rank, kind in enumerate(STAGE_KINDS)}
+    for index in range(1, len(stages)):
+        before, after = stages[index - 1], stages[index]
+        if order[after.kind] < order[before.kind]:
+            raise problem(
+                f"[{index}]",
+                f"is a {after.kind} stage after a {before.kind} stage: stages run smoke first, then mirror, then weight",
+            )
+    previous: tuple[int, int] | None = None
+    for index, stage in enumerate(stages):
+        if stage.weight is None:
+            continue
+        if previous is not None and stage.weight < previous[1]:
+            raise problem(
+                f"[{index}].weight",
+                f"is {stage.weight}, below {previous[1]} in stages[{previous[0]}]: "
+                "weights must not decrease from one weight stage to the next",
+            )
+        previous = (index, stage.weight)
+    return stages
+
+
+StageList = Annotated[list[Stage], AfterValidator(_check_stages)]
 
 
 class RatioQuery(ApiModel):
     """A metric given as counts, so candidate and stable can be compared on equal terms."""
 
-    success: str = Field(description="PromQL for the count of good events.")
-    total: str = Field(description="PromQL for the count of all events.")
+    success: PromQL = Field(description="PromQL for the count of good events.")
+    total: PromQL = Field(description="PromQL for the count of all events.")
 
 
 class CompareToBaseline(ApiModel):
     """Judge the candidate against the stable version, not only against a fixed threshold."""
 
+    model_config = ConfigDict(
+        json_schema_extra=validations(
+            cel("has(self.maxDrop) || has(self.maxIncrease)", "set maxDrop, maxIncrease or both")
+        )
+    )
+
     max_drop: float | None = Field(default=None, ge=0.0, description="Largest allowed fall below the stable value.")
     max_increase: float | None = Field(default=None, ge=0.0, description="Largest allowed rise above the stable value.")
 
+    @model_validator(mode="after")
+    def _sets_a_bound(self) -> CompareToBaseline:
+        if self.max_drop is None and self.max_increase is None:
+            raise problem("", "sets no bound: set maxDrop, maxIncrease or both")
+        return self
 
-BUILTIN_TEMPLATES: tuple[str, ...] = (
-    "tfserving-error-rate",
-    "tfserving-latency-p99",
-    "accuracy",
-    "precision",
-    "recall",
-    "f1",
-    "mae",
-    "feedback-positive-rate",
-)
 
-TEMPLATE_PLACEHOLDERS: tuple[str, ...] = ("model", "version", "namespace", "release", "interval")
+_CLASS_TEMPLATES_CEL = "[" + ", ".join(literal(name) for name in CLASS_TEMPLATES) + "]"
+_CLASS_TEMPLATES_TEXT = ", ".join(CLASS_TEMPLATES)
 
 
 class MetricSpec(ApiModel):
     """One signal judged at every analysis interval: exactly one of template, query, ratio."""
 
-    name: str
-    template: str | None = Field(default=None, description="One of the built-in templates.")
-    query: str | None = Field(default=None, description="PromQL returning one number.")
+    model_config = ConfigDict(
+        json_schema_extra=validations(
+            cel(
+                "(has(self.template) ? 1 : 0) + (has(self.query) ? 1 : 0) + (has(self.ratio) ? 1 : 0) == 1",
+                "a metric is exactly one kind: set exactly one of template, query or ratio",
+            ),
+            cel(
+                "has(self.min) || has(self.max) || has(self.compareToBaseline)",
+                "set at least one of min, max or compareToBaseline: a metric without a threshold can never fail",
+            ),
+            cel(
+                "!has(self.min) || !has(self.max) || self.min <= self.max",
+                "min must not be greater than max",
+                field_path=".min",
+            ),
+            cel(
+                f"!has(self.template) || !(self.template in {_CLASS_TEMPLATES_CEL}) || has(self.positiveClass)",
+                f"positiveClass (the class label counted as positive) is required by the {_CLASS_TEMPLATES_TEXT} "
+                "templates",
+                field_path=".positiveClass",
+                reason="FieldValueRequired",
+            ),
+            cel(
+                f"!has(self.positiveClass) || (has(self.template) && self.template in {_CLASS_TEMPLATES_CEL})",
+                f"positiveClass is only allowed with the {_CLASS_TEMPLATES_TEXT} templates",
+                field_path=".positiveClass",
+                reason="FieldValueForbidden",
+            ),
+        )
+    )
+
+    name: DnsLabel
+    template: str | None = Field(
+        default=None,
+        description="One of the built-in templates.",
+        json_schema_extra={"enum": list(BUILTIN_TEMPLATES)},
+    )
+    query: PromQL | None = Field(default=None, description="PromQL returning one number.")
     ratio: RatioQuery | None = None
     min: float | None = Field(default=None, description="Fail when the candidate's value is below this.")
     max: float | None = Field(default=None, description="Fail when the candidate's value is above this.")
@@ -150,9 +372,44 @@ class MetricSpec(ApiModel):
         ge=0,
         description="Below this many requests in the interval the check is inconclusive, not failed.",
     )
-    positive_class: str | None = Field(
+    positive_class: ClassLabel | None = Field(
         default=None, description="Class label treated as positive by the precision, recall and f1 templates."
     )
+
+    @field_validator("template")
+    @classmethod
+    def _template_is_builtin(cls, template: str | None) -> str | None:
+        if template is not None and template not in BUILTIN_TEMPLATES:
+            raise ValueError(f"{template!r} is not a built-in template: use one of {', '.join(BUILTIN_TEMPLATES)}")
+        return template
+
+    @model_validator(mode="after")
+    def _kind_and_threshold(self) -> MetricSpec:
+        kinds = [
+            kind
+            for kind, value in (("template", self.template), ("query", self.query), ("ratio", self.ratio))
+            if value is not None
+        ]
+        if len(kinds) != 1:
+            found = " and ".join(kinds) if kinds else "none of them"
+            raise problem(
+                "", f"sets {found}: a metric is exactly one kind: set exactly one of template, query or ratio"
+            )
+        if self.min is None and self.max is None and self.compare_to_baseline is None:
+            raise problem(
+                "", "has no threshold: set at least one of min, max or compareToBaseline (otherwise it can never fail)"
+            )
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise problem("min", f"is {self.min}, greater than max {self.max}: min must not be greater than max")
+        counts_a_class = self.template in CLASS_TEMPLATES
+        if counts_a_class and self.positive_class is None:
+            raise problem(
+                "positiveClass",
+                f"is required by the {self.template} template: name the class label counted as positive",
+            )
+        if not counts_a_class and self.positive_class is not None:
+            raise problem("positiveClass", f"is only allowed with the {_CLASS_TEMPLATES_TEXT} templates")
+        return self
 
 
 def default_metrics() -> list[MetricSpec]:
@@ -162,19 +419,42 @@ def default_metrics() -> list[MetricSpec]:
     ]
 
 
+def _check_metric_names(metrics: list[MetricSpec]) -> list[MetricSpec]:
+    first_index: dict[str, int] = {}
+    for index, metric in enumerate(metrics):
+        if metric.name in first_index:
+            raise problem(
+                f"[{index}].name",
+                f"repeats {metric.name!r} (metrics[{first_index[metric.name]}]): metric names must be unique",
+            )
+        first_index[metric.name] = index
+    return metrics
+
+
+MetricList = Annotated[list[MetricSpec], AfterValidator(_check_metric_names)]
+
+
 class PrometheusSpec(ApiModel):
-    address: str = Field(default="http://prometheus.monitoring:9090", description="Base URL of the Prometheus API.")
+    address: HttpUrl = Field(default="http://prometheus.monitoring:9090", description="Base URL of the Prometheus API.")
 
 
 class AnalysisSpec(ApiModel):
-    interval: Duration = Field(default="30s", description="Time between checks, at least 1s.")
-    failure_limit: int = Field(default=2, ge=1, description="Failed checks in a stage before rollback.")
+    interval: Interval = Field(default="30s", description="Time between checks, at least 1s.")
+    failure_limit: int = Field(default=2, ge=1, le=1000, description="Failed checks in a stage before rollback.")
     inconclusive_limit: int = Field(
-        default=10, ge=1, description="Inconclusive checks in a row before the release pauses."
+        default=10, ge=1, le=1000, description="Inconclusive checks in a row before the release pauses."
     )
-    min_checks: int = Field(default=3, ge=0, description="Passing checks a traffic stage needs before it completes.")
+    min_checks: int = Field(
+        default=3, ge=0, le=1000, description="Passing checks a traffic stage needs before it completes."
+    )
     prometheus: PrometheusSpec = Field(default_factory=PrometheusSpec)
-    metrics: list[MetricSpec] = Field(default_factory=default_metrics)
+    metrics: MetricList = Field(
+        default_factory=default_metrics,
+        max_length=32,
+        json_schema_extra=validations(
+            cel("self.all(m, self.exists_one(n, n.name == m.name))", "metric names must be unique")
+        ),
+    )
 
 
 class RollbackSpec(ApiModel):
@@ -195,15 +475,54 @@ def default_stages() -> list[Stage]:
     ]
 
 
+_STAGE_RANK_CEL = "has(s.smoke) ? 0 : (has(s.mirror) ? 1 : 2)"
+
+
 class ModelReleaseSpec(ApiModel):
+    model_config = ConfigDict(
+        json_schema_extra=validations(
+            cel(
+                'self.holdAt == "" || self.stages.exists(s, s.name == self.holdAt)',
+                "holdAt must be empty or the name of one of the stages",
+                field_path=".holdAt",
+                reason="FieldValueNotFound",
+            )
+        )
+    )
+
     model: ModelSpec
     serving: ServingSpec
     traffic: TrafficSpec = Field(default_factory=TrafficSpec)
-    stages: list[Stage] = Field(default_factory=default_stages)
+    stages: StageList = Field(
+        default_factory=default_stages,
+        min_length=1,
+        max_length=32,
+        description="Run in order: smoke stages, then mirror stages, then weight stages.",
+        json_schema_extra=validations(
+            cel("self.all(s, self.exists_one(t, t.name == s.name))", "stage names must be unique"),
+            cel(
+                f"self.map(s, {_STAGE_RANK_CEL}).isSorted()",
+                "stages run smoke first, then mirror, then weight stages",
+            ),
+            cel(
+                "self.filter(s, has(s.weight)).map(s, s.weight).isSorted()",
+                "weights must not decrease from one weight stage to the next",
+            ),
+        ),
+    )
     analysis: AnalysisSpec = Field(default_factory=AnalysisSpec)
     rollback: RollbackSpec = Field(default_factory=RollbackSpec)
-    hold_at: str = Field(default="", description="Advance up to this stage, then wait until it changes (a Git gate).")
+    hold_at: HoldAtName = Field(
+        default="", description="Advance up to this stage, then wait until it changes (a Git gate)."
+    )
     paused: bool = Field(default=False, description="Freeze progress; rollback on failure still happens.")
     revision_history_limit: int = Field(
-        default=2, ge=0, description="Old versions kept scaled to zero for a fast re-rollout."
+        default=2, ge=0, le=100, description="Old versions kept scaled to zero for a fast re-rollout."
     )
+
+    @model_validator(mode="after")
+    def _hold_at_names_a_stage(self) -> ModelReleaseSpec:
+        names = [stage.name for stage in self.stages]
+        if self.hold_at and self.hold_at not in names:
+            raise problem("holdAt", f"is {self.hold_at!r}, which is not a stage: use '' or one of {', '.join(names)}")
+        return self

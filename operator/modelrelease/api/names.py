@@ -1,0 +1,99 @@
+"""Constrained strings shared by the spec: names, references, images, paths.
+
+Each type checks its value in Python with a message that says what is
+allowed, and carries the same ``pattern``/``maxLength`` into the generated
+CRD, so the API server and the operator refuse exactly the same strings.
+The bounds also matter to the API server for another reason: CEL rules are
+cost-checked against ``maxLength``/``maxItems``, and an unbounded string makes
+a rule too expensive to be accepted.
+
+Patterns use the subset of syntax that Python's ``re`` and Go's RE2 read the
+same way.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+from pydantic import GetCoreSchemaHandler, GetJsonSchemaHandler
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import core_schema
+
+
+@dataclass(frozen=True)
+class StringRule:
+    """``Annotated`` metadata: check a str against a pattern and a length; ``allowed`` finishes "must be ..."."""
+
+    pattern: str
+    max_length: int
+    allowed: str
+    compiled: re.Pattern[str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "compiled", re.compile(self.pattern))
+
+    def check(self, value: str) -> str:
+        if len(value) > self.max_length:
+            raise ValueError(f"is {len(value)} characters long; at most {self.max_length} are allowed")
+        if not self.compiled.fullmatch(value):
+            raise ValueError(f"{value!r} is not allowed: must be {self.allowed}")
+        return value
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
+        return core_schema.no_info_after_validator_function(self.check, handler(source))
+
+    def __get_pydantic_json_schema__(
+        self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        json_schema = handler(schema)
+        json_schema.update(pattern=self.pattern, maxLength=self.max_length)
+        return json_schema
+
+
+DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+DNS_SUBDOMAIN_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+# RFC 7230 token, as Gateway API's HTTPHeaderName spells it.
+HEADER_NAME_PATTERN = r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$"
+HEADER_NAME_MAX = 256
+
+DnsLabel = Annotated[
+    str,
+    StringRule(
+        DNS_LABEL_PATTERN,
+        63,
+        "a DNS label: lower-case letters, digits and '-', starting and ending with a letter or digit",
+    ),
+]
+ObjectName = Annotated[
+    str,
+    StringRule(
+        DNS_SUBDOMAIN_PATTERN,
+        253,
+        "a Kubernetes object name: lower-case letters, digits, '-' and '.', starting and ending with a letter or digit",
+    ),
+]
+HoldAtName = Annotated[
+    str, StringRule(r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?)?$", 63, "empty or the name of a stage (a DNS label)")
+]
+# Substituted into PromQL label matchers and TF Serving URLs, so quotes,
+# braces and spaces are refused outright rather than escaped.
+ModelName = Annotated[
+    str,
+    StringRule(
+        r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", 63, "letters, digits, '_', '.' and '-', starting with a letter or digit"
+    ),
+]
+ClassLabel = Annotated[
+    str, StringRule(r"^[A-Za-z0-9_.:-]+$", 63, "a class label of letters, digits, '_', '.', ':' and '-'")
+]
+BasePath = Annotated[
+    str,
+    StringRule(
+        r"^(/|[a-z][a-z0-9+.-]*://)[^\s]*$", 1024, "an absolute path or a URL such as gs://bucket/models/digits"
+    ),
+]
+Image = Annotated[str, StringRule(r"^[^\s]+$", 512, "a container image reference without spaces")]
+HttpUrl = Annotated[str, StringRule(r"^https?://[^\s]+$", 512, "an http:// or https:// URL")]
+HeaderName = Annotated[str, StringRule(HEADER_NAME_PATTERN, HEADER_NAME_MAX, "an HTTP header name (an RFC 7230 token)")]
