@@ -1,0 +1,74 @@
+"""The working state of one engine pass.
+
+``decide`` copies the status once and the rules below mutate that copy and
+append actions; nothing outside the pass ever sees it half-done, so the
+function as a whole stays pure.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from modelrelease.api.spec import ModelReleaseSpec, Stage
+from modelrelease.api.status import HistoryEntry, ModelReleaseStatus
+from modelrelease.engine.actions import Action, EmitEvent, EventType
+from modelrelease.engine.clock import format_time
+from modelrelease.engine.history import append_history
+from modelrelease.engine.observations import Observations
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    """Operator-wide knobs that are not (yet) part of the API."""
+
+    load_timeout: timedelta = timedelta(minutes=10)
+    """A candidate whose model is not AVAILABLE this long after its pods started has failed to load."""
+
+
+class Wait(StrEnum):
+    """Why an active candidate is not moving on; decides the phase and the Progressing condition."""
+
+    NONE = ""
+    PAUSED = "PausedBySpec"
+    NO_DATA = "AnalysisInconclusive"
+    HELD = "HeldAtStage"
+    APPROVAL = "AwaitingApproval"
+
+
+@dataclass
+class Pass:
+    spec: ModelReleaseSpec
+    status: ModelReleaseStatus
+    observations: Observations
+    now: datetime
+    generation: int
+    settings: EngineSettings
+    actions: list[Action] = field(default_factory=list)
+    started: bool = False
+    """A rollout (re)started this pass: its pods do not exist yet, so nothing more is judged."""
+    wait: Wait = Wait.NONE
+    waiting_for: str = ""
+    """Human words for what the current stage still needs; becomes status.message."""
+
+    @property
+    def stamp(self) -> str:
+        return format_time(self.now)
+
+    def emit(self, type_: EventType, reason: str, message: str) -> None:
+        self.actions.append(EmitEvent(type=type_, reason=reason, message=message))
+
+    def record(self, version: int, outcome: str, reason: str, message: str, stage: str | None = None) -> None:
+        entry = HistoryEntry(
+            version=version, outcome=outcome, reason=reason, message=message, stage=stage, at=self.stamp
+        )
+        self.status.history = append_history(self.status.history, entry)
+
+    def current_stage(self) -> Stage | None:
+        """The spec of the stage the candidate is in, or None when there is none."""
+        stage = self.status.stage
+        if stage is None or stage.index >= len(self.spec.stages):
+            return None
+        found = self.spec.stages[stage.index]
+        return found if found.name == stage.name else None

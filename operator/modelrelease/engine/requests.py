@@ -1,0 +1,70 @@
+"""Manual requests (approve, promote, abort, retry) read from annotations.
+
+Every request is consumed, whether acted on or not, so a stale annotation
+cannot fire later in a different situation; a refused one gets a Warning
+event that says why, so the person who wrote it finds out.
+"""
+
+from __future__ import annotations
+
+from modelrelease.api.status import Phase
+from modelrelease.engine.actions import ConsumeRequest
+from modelrelease.engine.context import Pass
+from modelrelease.engine.lifecycle import promote, rollback, start_rollout
+from modelrelease.engine.observations import Request
+from modelrelease.engine.phases import ACTIVE_PHASES
+
+_WITH_CANDIDATE = ACTIVE_PHASES | {Phase.FAILED}
+
+
+def handle_requests(ctx: Pass) -> None:
+    for request in ctx.observations.requests:
+        ctx.actions.append(ConsumeRequest(request))
+        refusal = _apply(ctx, request)
+        if refusal:
+            ctx.emit("Warning", "RequestIgnored", f"{request.kind} ignored: {refusal}")
+
+
+def _apply(ctx: Pass, request: Request) -> str | None:
+    """Act on one request; return why it was refused, or None."""
+    status = ctx.status
+    candidate = status.candidate_version
+    has_candidate = candidate is not None and status.phase in _WITH_CANDIDATE
+    if request.kind == "retry":
+        return _retry(ctx)
+    if not has_candidate or candidate is None:
+        return "no rollout in progress"
+    if request.kind == "abort":
+        rollback(ctx, "Aborted", "AbortRequested", "aborted by request")
+        return None
+    if request.kind == "promote":
+        promote(ctx, "PromoteRequested", "promoted by request, skipping the remaining stages")
+        return None
+    return _approve(ctx, candidate, request.stage)
+
+
+def _approve(ctx: Pass, candidate: int, stage_name: str | None) -> str | None:
+    stage = ctx.status.stage
+    if stage is None or stage_name != stage.name:
+        current = stage.name if stage else "none"
+        return f"approval is for stage {stage_name or '(none)'} but the current stage is {current}"
+    if not stage.approved:
+        stage.approved = True
+        ctx.record(candidate, "Approved", "ApproveRequested", f"stage {stage.name} approved", stage.name)
+        ctx.emit("Normal", "Approved", f"v{candidate}: stage {stage.name} approved")
+    return None
+
+
+def _retry(ctx: Pass) -> str | None:
+    status = ctx.status
+    wanted = ctx.spec.model.version
+    if status.phase == Phase.ROLLED_BACK and status.rejected_version == wanted:
+        ctx.record(wanted, "Retried", "RetryRequested", "rolled-back version tried again by request")
+        start_rollout(ctx, wanted, "RetryRequested", "retry requested after rollback")
+        return None
+    if status.phase == Phase.FAILED and status.candidate_version is not None:
+        version = status.candidate_version
+        ctx.record(version, "Retried", "RetryRequested", "failed candidate restarted from its first stage")
+        start_rollout(ctx, version, "RetryRequested", "retry requested: restarting from the first stage")
+        return None
+    return "only a rolled-back or failed release can be retried"
