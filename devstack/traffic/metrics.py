@@ -1,0 +1,54 @@
+"""The metric contract (docs/metrics.md): what the operator's quality templates query.
+
+Each generator has its own registry, so several can run in one test process
+and each ``/metrics`` shows only its own traffic.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+OUTCOMES = "model_prediction_outcomes"
+FEEDBACK = "model_feedback"
+REQUESTS = "traffic_requests"
+MIRRORED = "traffic_mirrored_requests"
+DURATION = "traffic_request_duration_seconds"
+
+# Loopback gRPC to a Python model server: single-digit milliseconds, up to the deadline.
+DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
+class TrafficMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.outcomes = Counter(
+            OUTCOMES,
+            "Predictions judged against the true label, mirrored (shadow) answers included.",
+            ["model", "version", "outcome", "predicted", "actual"],
+            registry=self.registry,
+        )
+        self.feedback = Counter(
+            FEEDBACK,
+            "Simulated user feedback (thumbs up/down) on answers users saw.",
+            ["model", "version", "feedback"],
+            registry=self.registry,
+        )
+        self.requests = Counter(
+            REQUESTS,
+            "User requests by the version that answered (or the pod's version on failure) and gRPC status code.",
+            ["model", "version", "code"],
+            registry=self.registry,
+        )
+        self.mirrored = Counter(
+            MIRRORED,
+            "Mirrored (shadow) copies of user requests; their answers are discarded.",
+            ["model", "version", "code"],
+            registry=self.registry,
+        )
+        self.duration = Histogram(
+            DURATION,
+            "Client-side duration of user requests, as the user waits for them.",
+            ["model", "version", "code"],
+            buckets=DURATION_BUCKETS,
+            registry=self.registry,
+        )
