@@ -12,7 +12,7 @@ from datetime import datetime
 
 from modelrelease.api.spec import ModelReleaseSpec
 from modelrelease.api.status import ModelReleaseStatus, Phase
-from modelrelease.engine.actions import Action, ConsumeRequest, RunAnalysis, RunSmoke
+from modelrelease.engine.actions import Action, ConsumeRequest, EmitEvent, RunAnalysis, RunSmoke
 from modelrelease.engine.clock import as_utc
 from modelrelease.engine.context import EngineSettings, Pass
 from modelrelease.engine.desired import desired_actions, finish_handover
@@ -33,6 +33,15 @@ class Decision:
     def follow_up(self) -> RunSmoke | RunAnalysis | None:
         """The measurement the engine wants before it can go on, if any (at most one per pass)."""
         return next((a for a in self.actions if isinstance(a, RunSmoke | RunAnalysis)), None)
+
+    def followed_by(self, second: Decision) -> Decision:
+        """One pass made of two calls: this one's events and consumed requests, then everything of the second.
+
+        The second call starts from this call's status, so it never repeats
+        those one-off actions; desired state is taken from the second alone.
+        """
+        once = tuple(a for a in self.actions if isinstance(a, EmitEvent | ConsumeRequest))
+        return Decision(status=second.status, actions=once + second.actions)
 
 
 def decide(

@@ -1,0 +1,179 @@
+"""A small simulated world for the engine tests: it plays the handler and the cluster.
+
+Each ``step`` reads observations from the world, calls ``decide`` (twice
+when the engine asks for a smoke test or an analysis check, as the real
+handler does), and applies the actions to the world.  Nothing here sleeps or
+reads a clock: time is a number the test moves.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from modelrelease.api import MetricResult, ModelReleaseSpec, ModelReleaseStatus
+from modelrelease.api.status import Verdict
+from modelrelease.engine import (
+    Action,
+    AnalysisResult,
+    Decision,
+    DeleteDeployment,
+    DeploymentState,
+    EmitEvent,
+    EnsureDeployment,
+    FixedReplicas,
+    ModelLoad,
+    Observations,
+    Request,
+    RouteObservation,
+    RunAnalysis,
+    RunSmoke,
+    ScaleToZero,
+    SetRoute,
+    SmokeResult,
+    decide,
+)
+from modelrelease.engine.observations import ModelState
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+METRIC_NAMES = ("error-rate", "latency-p99")
+
+
+def make_spec(version: int = 1, **spec: Any) -> ModelReleaseSpec:
+    """A spec from wire-format (camelCase) overrides on top of the smallest useful manifest."""
+    body: dict[str, Any] = {
+        "model": {"name": "digits", "basePath": "/models/digits", "version": version},
+        "serving": {"image": "tensorflow/serving:2.18.0", "replicas": 3},
+    }
+    body.update(spec)
+    return ModelReleaseSpec.model_validate(body)
+
+
+def with_version(spec: ModelReleaseSpec, version: int) -> ModelReleaseSpec:
+    return spec.model_copy(update={"model": spec.model.model_copy(update={"version": version})})
+
+
+def results(verdict: Verdict, candidate: float = 0.001, baseline: float = 0.001) -> tuple[MetricResult, ...]:
+    return tuple(
+        MetricResult(name=name, verdict=verdict, candidate=candidate, baseline=baseline, samples=100)
+        for name in METRIC_NAMES
+    )
+
+
+@dataclass
+class World:
+    spec: ModelReleaseSpec
+    status: ModelReleaseStatus = field(default_factory=ModelReleaseStatus)
+    now: datetime = T0
+    generation: int = 1
+    deployments: dict[int, DeploymentState] = field(default_factory=dict)
+    model_state: dict[int, ModelState] = field(default_factory=dict)
+    """TF Serving state per version; AVAILABLE when absent."""
+    pods_ready: bool = True
+    route_applied: SetRoute | None = None
+    route_reached: bool | None = None
+    """Forwarded as RouteObservation.reached; None lets the engine compare weights."""
+    route_follows: bool = True
+    """False: the router keeps reporting what it did before (a slow data plane)."""
+    observed_route: tuple[int, int] = (0, 0)
+    smoke_accuracy: float = 0.99
+    smoke_error: str | None = None
+    verdict: Verdict = "pass"
+    decisions: list[Decision] = field(default_factory=list)
+    analysis_runs: int = 0
+    smoke_runs: int = 0
+
+    def observations(self, requests: tuple[Request, ...] = ()) -> Observations:
+        candidate = self.status.candidate_version
+        model = None
+        if candidate is not None:
+            model = ModelLoad(version=candidate, state=self.model_state.get(candidate, "AVAILABLE"))
+        weight, mirror = self.observed_route
+        return Observations(
+            deployments=tuple(self.deployments[v] for v in sorted(self.deployments)),
+            model=model,
+            route=RouteObservation(weight=weight, mirror=mirror, reached=self.route_reached),
+            requests=requests,
+        )
+
+    def step(self, seconds: float = 30, requests: tuple[Request, ...] = ()) -> Decision:
+        """Let time pass, then run one handler pass."""
+        self.now += timedelta(seconds=seconds)
+        observed = self.observations(requests)
+        decision = decide(self.spec, self.status, observed, self.now, self.generation)
+        follow_up = decision.follow_up()
+        if isinstance(follow_up, RunSmoke):
+            self.smoke_runs += 1
+            smoke = SmokeResult(follow_up.version, self.smoke_accuracy, 100, self.smoke_error)
+            again = replace(observed, smoke=smoke, requests=())
+            decision = decision.followed_by(decide(self.spec, decision.status, again, self.now, self.generation))
+        elif isinstance(follow_up, RunAnalysis):
+            self.analysis_runs += 1
+            analysis = AnalysisResult(follow_up.candidate_version, results(self.verdict))
+            again = replace(observed, analysis=analysis, requests=())
+            decision = decision.followed_by(decide(self.spec, decision.status, again, self.now, self.generation))
+        self.apply(decision.actions)
+        self.status = decision.status
+        self.decisions.append(decision)
+        return decision
+
+    def apply(self, actions: tuple[Action, ...]) -> None:
+        for action in actions:
+            if isinstance(action, EnsureDeployment):
+                desired = _replicas(action)
+                self.deployments[action.version] = DeploymentState(action.version, desired, self._ready(desired))
+            elif isinstance(action, ScaleToZero):
+                self.deployments[action.version] = DeploymentState(action.version, 0, 0)
+            elif isinstance(action, DeleteDeployment):
+                self.deployments.pop(action.version, None)
+            elif isinstance(action, SetRoute):
+                self.route_applied = action
+                if self.route_follows:
+                    self.observed_route = (action.weight, action.mirror)
+
+    def _ready(self, desired: int) -> int:
+        return desired if self.pods_ready else 0
+
+    def run_until(self, predicate: Any, max_steps: int = 200, seconds: float = 30) -> Decision:
+        for _ in range(max_steps):
+            decision = self.step(seconds)
+            if predicate(decision):
+                return decision
+        raise AssertionError(f"condition not reached in {max_steps} steps; status: {self.status.message}")
+
+    def set_version(self, version: int) -> None:
+        self.spec = with_version(self.spec, version)
+        self.generation += 1
+
+    def edit(self, **update: Any) -> None:
+        self.spec = self.spec.model_copy(update=update)
+        self.generation += 1
+
+
+def _replicas(action: EnsureDeployment) -> int:
+    if isinstance(action.replicas, FixedReplicas):
+        return action.replicas.count
+    return max(1, math.ceil(action.replicas.full * action.replicas.percent / 100))
+
+
+def stable_world(spec: ModelReleaseSpec | None = None) -> World:
+    """A world where v1 is already stable at full capacity."""
+    world = World(spec or make_spec(1))
+    world.step(0)
+    world.step(0)
+    assert world.status.phase == "Succeeded", world.status.message
+    return world
+
+
+def events(decision: Decision, reason: str | None = None) -> list[EmitEvent]:
+    return [a for a in decision.actions if isinstance(a, EmitEvent) and (reason is None or a.reason == reason)]
+
+
+def route(decision: Decision) -> SetRoute:
+    return next(a for a in decision.actions if isinstance(a, SetRoute))
+
+
+def ensured(decision: Decision, version: int) -> EnsureDeployment | None:
+    return next((a for a in decision.actions if isinstance(a, EnsureDeployment) and a.version == version), None)
