@@ -322,6 +322,8 @@ class TrafficGenerator:
         actual = int(self._labels[plan.sample])
         outcome = "correct" if predicted == actual else "incorrect"
         metrics.outcomes.labels(model, version, outcome, str(predicted), str(actual)).inc()
+        metrics.absolute_error.labels(model, version).observe(abs(predicted - actual))
+        metrics.squared_error.labels(model, version).observe((predicted - actual) ** 2)
         with self._lock:
             self._stats.outcomes[(version, outcome)] += 1
             if mirrored:

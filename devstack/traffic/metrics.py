@@ -6,13 +6,15 @@ and each ``/metrics`` shows only its own traffic.
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram, Summary
 
 OUTCOMES = "model_prediction_outcomes"
 FEEDBACK = "model_feedback"
 REQUESTS = "traffic_requests"
 MIRRORED = "traffic_mirrored_requests"
 DURATION = "traffic_request_duration_seconds"
+ABSOLUTE_ERROR = "model_prediction_absolute_error"
+SQUARED_ERROR = "model_prediction_squared_error"
 
 # Loopback gRPC to a Python model server: single-digit milliseconds, up to the deadline.
 DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -43,6 +45,20 @@ class TrafficMetrics:
             MIRRORED,
             "Mirrored (shadow) copies of user requests; their answers are discarded.",
             ["model", "version", "code"],
+            registry=self.registry,
+        )
+        # The regression part of the contract (MAE, MSE).  For the digits classifier the
+        # digit is read as a number: no quality measure, but it exercises the templates.
+        self.absolute_error = Summary(
+            ABSOLUTE_ERROR,
+            "|predicted - actual| per prediction, for regression models (MAE = _sum / _count).",
+            ["model", "version"],
+            registry=self.registry,
+        )
+        self.squared_error = Summary(
+            SQUARED_ERROR,
+            "(predicted - actual)^2 per prediction, for regression models (MSE = _sum / _count).",
+            ["model", "version"],
             registry=self.registry,
         )
         self.duration = Histogram(
