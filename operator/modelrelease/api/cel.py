@@ -13,9 +13,23 @@ import json
 from typing import Any
 
 
-def cel(rule: str, message: str, *, field_path: str | None = None, reason: str | None = None) -> dict[str, str]:
-    """One ``x-kubernetes-validations`` entry."""
+def cel(
+    rule: str,
+    message: str,
+    *,
+    field_path: str | None = None,
+    reason: str | None = None,
+    message_expression: str | None = None,
+) -> dict[str, str]:
+    """One ``x-kubernetes-validations`` entry.
+
+    Leave ``reason`` unset unless it is Required or Forbidden: the API server
+    prints a Duplicate reason without the message. ``message_expression`` is
+    cost-checked too, on a far smaller budget than rules: keep it trivial.
+    """
     entry = {"rule": rule, "message": message}
+    if message_expression is not None:
+        entry["messageExpression"] = message_expression
     if field_path is not None:
         entry["fieldPath"] = field_path
     if reason is not None:

@@ -24,7 +24,6 @@ RELEASE_NAME_RULE = cel(
     f"self.metadata.name.size() <= {RELEASE_NAME_MAX} && self.metadata.name.matches({literal(RELEASE_NAME_PATTERN)})",
     f"metadata.name must be a DNS-1035 label of at most {RELEASE_NAME_MAX} characters (lower-case letters, digits "
     "and '-', starting with a letter): the operator derives Service and Deployment names from it",
-    field_path=".metadata.name",
 )
 
 

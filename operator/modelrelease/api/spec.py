@@ -452,7 +452,10 @@ class AnalysisSpec(ApiModel):
         default_factory=default_metrics,
         max_length=32,
         json_schema_extra=validations(
-            cel("self.all(m, self.exists_one(n, n.name == m.name))", "metric names must be unique")
+            cel(
+                "self.all(s, self.exists_one(t, t.name == s.name))",
+                "metric names must be unique",
+            )
         ),
     )
 
@@ -485,7 +488,7 @@ class ModelReleaseSpec(ApiModel):
                 'self.holdAt == "" || self.stages.exists(s, s.name == self.holdAt)',
                 "holdAt must be empty or the name of one of the stages",
                 field_path=".holdAt",
-                reason="FieldValueNotFound",
+                reason="FieldValueInvalid",
             )
         )
     )
@@ -499,7 +502,10 @@ class ModelReleaseSpec(ApiModel):
         max_length=32,
         description="Run in order: smoke stages, then mirror stages, then weight stages.",
         json_schema_extra=validations(
-            cel("self.all(s, self.exists_one(t, t.name == s.name))", "stage names must be unique"),
+            cel(
+                "self.all(s, self.exists_one(t, t.name == s.name))",
+                "stage names must be unique",
+            ),
             cel(
                 f"self.map(s, {_STAGE_RANK_CEL}).isSorted()",
                 "stages run smoke first, then mirror, then weight stages",
