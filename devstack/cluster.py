@@ -394,7 +394,7 @@ def _up_locked(
 
 
 def _start_podrunner(record: ClusterRecord, state: StateDir) -> None:
-    if not _module_available("devstack.podrunner"):
+    if not _module_available("devstack.podrunner.__main__"):
         _warn("devstack.podrunner does not exist yet: no pod runner, pods will stay Pending (kwok nodes aside)")
         return
     env = dict(os.environ, KUBECONFIG=str(state.admin_kubeconfig))
@@ -440,12 +440,17 @@ def down(state: StateDir | None = None) -> list[str]:
     """Stop every process this devstack recorded; return the components that were running."""
     state = state or StateDir(default_state_dir())
     with state.locked():
-        record = state.read()
-        if record is None:
-            return []
-        stopped = _stop_all(record, state)
-        state.forget()
-        return stopped
+        return down_locked(state)
+
+
+def down_locked(state: StateDir) -> list[str]:
+    """`down` for a caller that already holds ``state.locked()``."""
+    record = state.read()
+    if record is None:
+        return []
+    stopped = _stop_all(record, state)
+    state.forget()
+    return stopped
 
 
 def tail_log(state: StateDir, component: str, lines: int = 50) -> str:
