@@ -1,0 +1,116 @@
+"""Manual requests read from annotations: approve, promote, abort, retry."""
+
+from __future__ import annotations
+
+from test_engine_support import World, ensured, events, make_spec, route, stable_world
+
+from modelrelease.engine import ConsumeRequest, FixedReplicas, Request, ScaleToZero
+from modelrelease.engine.actions import EnsureDeployment
+
+APPROVAL = [
+    {"name": "canary", "weight": 20, "minChecks": 1},
+    {"name": "ab", "weight": 50, "minChecks": 1, "approval": True},
+    {"name": "full", "weight": 100, "minChecks": 1},
+]
+
+
+def world_at(stage: str, **spec: object) -> World:
+    body: dict[str, object] = {"stages": APPROVAL, "analysis": {"interval": "30s"}}
+    body.update(spec)
+    world = stable_world(make_spec(1, **body))
+    world.set_version(2)
+    world.run_until(lambda d: d.status.stage is not None and d.status.stage.name == stage)
+    return world
+
+
+def test_an_approval_stage_waits_for_an_approve_request() -> None:
+    world = world_at("ab")
+    for _ in range(10):
+        world.step()
+    assert world.status.phase == "AwaitingApproval"
+    assert world.status.stage is not None and world.status.stage.name == "ab"
+    assert "modelrelease.io/approve: ab" in world.status.message
+    decision = world.step(requests=(Request("approve", "ab"),))
+    assert ConsumeRequest(Request("approve", "ab")) in decision.actions
+    assert events(decision, "Approved")
+    assert decision.status.stage is not None and decision.status.stage.name == "full"
+    assert [h.outcome for h in decision.status.history if h.stage == "ab"] == ["Approved", "StageCompleted"]
+
+
+def test_an_approval_given_early_is_kept_until_the_stage_is_otherwise_done() -> None:
+    world = world_at("ab")
+    world.verdict = "inconclusive"
+    world.step(requests=(Request("approve", "ab"),))
+    assert world.status.stage is not None and world.status.stage.approved
+    world.verdict = "pass"
+    world.run_until(lambda d: d.status.stage is not None and d.status.stage.name == "full")
+
+
+def test_an_approval_for_another_stage_is_consumed_and_ignored_with_a_warning() -> None:
+    world = world_at("canary")
+    decision = world.step(requests=(Request("approve", "ab"),))
+    assert ConsumeRequest(Request("approve", "ab")) in decision.actions
+    warning = events(decision, "RequestIgnored")[0]
+    assert warning.type == "Warning" and "current stage is canary" in warning.message
+    world.run_until(lambda d: d.status.phase == "AwaitingApproval")
+
+
+def test_a_promote_request_promotes_at_once_and_keeps_the_old_stable_until_the_new_one_is_full() -> None:
+    world = world_at("canary")
+    world.pods_ready = False
+    decision = world.step(requests=(Request("promote"),))
+    assert decision.status.phase == "Succeeded"
+    assert decision.status.stable_version == 2
+    assert decision.status.retiring_version == 1
+    assert decision.status.history[-1].reason == "PromoteRequested"
+    assert ensured(decision, 1) == EnsureDeployment(1, "stable", FixedReplicas(3))
+    assert ensured(decision, 2) == EnsureDeployment(2, "stable", FixedReplicas(3))
+    for _ in range(3):
+        assert ScaleToZero(1) not in world.step().actions
+    world.pods_ready = True
+    world.step()
+    assert ScaleToZero(1) in world.step().actions
+
+
+def test_an_abort_request_rolls_back_even_without_automatic_rollback() -> None:
+    world = world_at("ab", rollback={"automatic": False})
+    decision = world.step(requests=(Request("abort"),))
+    assert decision.status.phase == "RolledBack"
+    assert decision.status.history[-1].outcome == "Aborted"
+    assert route(decision).weight == 0
+
+
+def test_a_retry_request_tries_a_rolled_back_version_again() -> None:
+    world = world_at("canary")
+    world.model_state[2] = "FAILED"
+    world.step()
+    assert world.status.phase == "RolledBack"
+    world.model_state[2] = "AVAILABLE"
+    decision = world.step(requests=(Request("retry"),))
+    assert decision.status.phase == "Progressing"
+    assert decision.status.candidate_version == 2
+    assert decision.status.stage is not None and decision.status.stage.index == 0
+    assert "Retried" in [h.outcome for h in decision.status.history]
+
+
+def test_a_retry_in_failed_restarts_the_candidate_from_its_first_stage() -> None:
+    world = world_at("ab", rollback={"automatic": False})
+    world.verdict = "fail"
+    world.step()
+    world.step()
+    assert world.status.phase == "Failed"
+    world.verdict = "pass"
+    decision = world.step(requests=(Request("retry"),))
+    assert decision.status.phase == "Progressing"
+    assert decision.status.stage is not None and decision.status.stage.name == "canary"
+    assert decision.status.analysis.checks == 0
+    assert route(decision).weight == 0
+
+
+def test_requests_without_a_rollout_are_consumed_and_ignored() -> None:
+    world = stable_world()
+    requests = (Request("promote"), Request("abort"), Request("retry"), Request("approve", "x"))
+    decision = world.step(requests=requests)
+    assert [a for a in decision.actions if isinstance(a, ConsumeRequest)] == [ConsumeRequest(r) for r in requests]
+    assert len(events(decision, "RequestIgnored")) == 4
+    assert decision.status.phase == "Succeeded"
