@@ -21,6 +21,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from devstack import cache_root
+
 K8S_VERSION = "v1.34.4"
 # etcd is pinned by the Kubernetes release (go.mod of k8s.io/kubernetes v1.34.4).
 ETCD_VERSION = "v3.6.4"
@@ -64,10 +66,6 @@ STAGING_MODULES = [
 ]
 
 
-def cache_root() -> Path:
-    return Path(os.environ.get("MODELRELEASE_CACHE", Path.home() / ".cache" / "modelrelease"))
-
-
 def bin_dir(version: str = K8S_VERSION) -> Path:
     return cache_root() / "bin" / version
 
@@ -81,6 +79,11 @@ class Tool:
     # shared scratch module, for a tool that does not compile against the
     # cluster's k8s.io version.  It still shares GOCACHE and GOMODCACHE.
     own_version: str = ""
+
+    def recipe(self) -> str:
+        """What the binary was built from; a change (a version bump) makes ``build`` rebuild it."""
+        versions = f"k8s={K8S_VERSION} etcd={ETCD_VERSION} helm={HELM_VERSION} own={self.own_version}"
+        return f"{self.package} {versions} ldflags={self.ldflags}\n"
 
 
 def _k8s_ldflags() -> str:
@@ -151,7 +154,7 @@ def build(force: bool = False) -> dict[str, float]:
     timings: dict[str, float] = {}
     out = bin_dir()
     out.mkdir(parents=True, exist_ok=True)
-    missing = [t for t in tools() if force or not (out / t.name).exists()]
+    missing = [t for t in tools() if force or not _is_current(out, t)]
     if not missing:
         print(f"devstack build: all {len(tools())} binaries present in {out}")
         return timings
@@ -183,8 +186,24 @@ def build(force: bool = False) -> dict[str, float]:
         else:
             _run(["go", "build", "-p", "2", "-trimpath", "-o", str(tmp), *ldflags, tool.package], work, env)
         tmp.rename(out / tool.name)
+        _stamp(out, tool).write_text(tool.recipe())
         timings[tool.name] = time.monotonic() - t0
     return timings
+
+
+def _stamp(out: Path, tool: Tool) -> Path:
+    return out / f".{tool.name}.recipe"
+
+
+def _is_current(out: Path, tool: Tool) -> bool:
+    if not (out / tool.name).exists():
+        return False
+    stamp = _stamp(out, tool)
+    if not stamp.exists():
+        # Built before stamps existed: trust it once and record what it is taken to be.
+        stamp.write_text(tool.recipe())
+        return True
+    return stamp.read_text() == tool.recipe()
 
 
 def main() -> None:
