@@ -1,0 +1,13 @@
+"""Timestamps in the API's RFC 3339 form."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+
+def now_rfc3339() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_rfc3339(text: str) -> float:
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
