@@ -1,0 +1,159 @@
+"""The built-in metric templates, and the query plan every metric kind reduces to.
+
+Why ratio-shaped: every built-in except latency is a count of good (or bad)
+events over a count of events, queried as two numbers rather than one
+division in PromQL.  The denominator is then the sample count that
+``minRequests`` is checked against, and the pair lets the judge put a
+confidence bound on the candidate's value and on its difference from the
+stable version (see ``judge``).  Latency, a quantile, comes with a separate
+request count for the same reason.
+
+Labels: TF Serving's own series carry ``model_name`` and ``status`` from the
+server and ``version``, ``release``, ``namespace`` from the pod (added by the
+chart's scrape relabelling), so the health templates select all of them.  The
+outcome and feedback counters come from a feedback pipeline (devstack's
+traffic generator, or the user's own) that knows only the model and the
+version that answered, so the quality templates select ``model`` and
+``version``.
+
+Where "none happened" is a valid count (no errors, no correct answers) the
+numerator ends in ``or vector(0)``: ``sum`` over no series is an empty result,
+and an empty numerator is read as *no data*, which would hold a release
+whose candidate simply made no errors.  Denominators never get the fallback:
+no events at all must stay *no data*.
+
+The built-ins, for version ``v`` over the window ``[{{interval}}]`` (``W``):
+
+``tfserving-error-rate`` (a proportion; lower is better)
+    ``sum(increase(:tensorflow:serving:request_count{<v>,status!="OK"}[W])) or vector(0)``
+    over ``sum(increase(:tensorflow:serving:request_count{<v>}[W]))``.
+    ``status`` holds canonical codes (OK, INVALID_ARGUMENT, NOT_FOUND, ...),
+    so client errors count: a model that rejects its callers' inputs is failing.
+``tfserving-latency-p99`` (seconds)
+    ``histogram_quantile(0.99, sum by (le) (rate(:tensorflow:serving:request_latency_bucket{<v>}[W]))) / 1e6``;
+    TF Serving's histogram is in microseconds, the result is converted to
+    seconds so ``max: 0.25`` means 250 ms.  Samples:
+    ``sum(increase(:tensorflow:serving:request_latency_count{<v>}[W]))``.
+``accuracy`` (a proportion)
+    ``model_prediction_outcomes_total{outcome="correct"}`` over all outcomes of the version.
+``precision`` / ``recall`` for ``positiveClass`` ``c`` (proportions)
+    true positives ``{predicted="c",actual="c"}`` over ``{predicted="c"}``
+    (precision) or ``{actual="c"}`` (recall).
+``f1`` for ``positiveClass`` ``c``
+    ``2*TP / (count{predicted="c"} + count{actual="c"})``, which equals
+    ``2PR/(P+R)``; samples are the outcomes that involve ``c``
+    (``TP + FP + FN``).  Not a binomial proportion, so judged on its value.
+``mae`` (a regression model's mean absolute error; lower is better)
+    ``sum(increase(model_absolute_error_sum{<v>}[W]))`` over
+    ``sum(increase(model_absolute_error_count{<v>}[W]))``.  A regression
+    feedback pipeline exports, per model and version, a Prometheus summary
+    (or histogram) ``model_absolute_error`` observing ``|prediction - truth|``
+    for each labelled answer, which yields exactly these ``_sum``/``_count``
+    series.
+``feedback-positive-rate`` (a proportion)
+    ``model_feedback_total{feedback="positive"}`` over all feedback of the version.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from modelrelease.analysis.context import checked
+from modelrelease.api.spec import BUILTIN_TEMPLATES, MetricSpec
+
+_W = "[{{interval}}]"
+_SERVING = 'model_name="{{model}}",version="{{version}}",namespace="{{namespace}}",release="{{release}}"'
+_QUALITY = 'model="{{model}}",version="{{version}}"'
+
+
+@dataclass(frozen=True)
+class QueryPlan:
+    """PromQL (still with placeholders) that measures one metric.
+
+    Either ``value`` (one number) or ``numerator``/``denominator`` (value is
+    their quotient).  ``samples`` counts the events the value rests on; for a
+    ratio without it, the denominator is the count.  ``proportion`` says the
+    ratio is successes over trials, so binomial confidence bounds apply.
+    """
+
+    value: str | None = None
+    numerator: str | None = None
+    denominator: str | None = None
+    samples: str | None = None
+    proportion: bool = False
+
+    @property
+    def is_ratio(self) -> bool:
+        return self.numerator is not None and self.denominator is not None
+
+
+def _count(metric: str, selector: str) -> str:
+    return f"sum(increase({metric}{{{selector}}}{_W}))"
+
+
+def _zero_if_none(expression: str) -> str:
+    return f"({expression} or vector(0))"
+
+
+def _outcomes(extra: str = "") -> str:
+    return _count("model_prediction_outcomes_total", _QUALITY + extra)
+
+
+def _builtin(template: str, positive_class: str | None) -> QueryPlan:
+    if template == "tfserving-error-rate":
+        requests = ":tensorflow:serving:request_count"
+        return QueryPlan(
+            numerator=_zero_if_none(_count(requests, _SERVING + ',status!="OK"')),
+            denominator=_count(requests, _SERVING),
+            proportion=True,
+        )
+    if template == "tfserving-latency-p99":
+        buckets = f"sum by (le) (rate(:tensorflow:serving:request_latency_bucket{{{_SERVING}}}{_W}))"
+        return QueryPlan(
+            value=f"histogram_quantile(0.99, {buckets}) / 1e6",
+            samples=_count(":tensorflow:serving:request_latency_count", _SERVING),
+        )
+    if template == "accuracy":
+        return QueryPlan(
+            numerator=_zero_if_none(_outcomes(',outcome="correct"')), denominator=_outcomes(), proportion=True
+        )
+    if template == "feedback-positive-rate":
+        feedback = "model_feedback_total"
+        return QueryPlan(
+            numerator=_zero_if_none(_count(feedback, _QUALITY + ',feedback="positive"')),
+            denominator=_count(feedback, _QUALITY),
+            proportion=True,
+        )
+    if template == "mae":
+        return QueryPlan(
+            numerator=_count("model_absolute_error_sum", _QUALITY),
+            denominator=_count("model_absolute_error_count", _QUALITY),
+        )
+    if template in ("precision", "recall", "f1"):
+        if positive_class is None:
+            raise ValueError(f"template {template} needs positiveClass")
+        label = checked("positive_class", positive_class)
+        true_positives = _zero_if_none(_outcomes(f',predicted="{label}",actual="{label}"'))
+        predicted = _zero_if_none(_outcomes(f',predicted="{label}"'))
+        actual = _zero_if_none(_outcomes(f',actual="{label}"'))
+        if template == "precision":
+            return QueryPlan(numerator=true_positives, denominator=_outcomes(f',predicted="{label}"'), proportion=True)
+        if template == "recall":
+            return QueryPlan(numerator=true_positives, denominator=_outcomes(f',actual="{label}"'), proportion=True)
+        return QueryPlan(
+            numerator=f"2 * {true_positives}",
+            denominator=f"{predicted} + {actual}",
+            samples=f"{predicted} + {actual} - {true_positives}",
+        )
+    raise ValueError(f"{template!r} is not a built-in template: use one of {', '.join(BUILTIN_TEMPLATES)}")
+
+
+def plan_for(metric: MetricSpec) -> QueryPlan:
+    """The query plan for a metric of any kind; ValueError for a template or class the operator cannot use."""
+    if metric.template is not None:
+        return _builtin(metric.template, metric.positive_class)
+    if metric.ratio is not None:
+        return QueryPlan(numerator=metric.ratio.success, denominator=metric.ratio.total, proportion=True)
+    if metric.query is not None:
+        return QueryPlan(value=metric.query)
+    raise ValueError(f"metric {metric.name} sets none of template, query or ratio")

@@ -1,0 +1,170 @@
+"""Ask a TF Serving pod whether a model version loaded, and run the golden set through it.
+
+Both calls go over gRPC (``grpc.aio``, since the operator's handlers are
+async) with the stubs from ``stubs``.  Neither raises on a server or network
+problem: they return what was observed, because the engine decides what an
+unreachable pod or a failed prediction means at that point of the rollout
+(keep waiting until a deadline, or roll back), and a raised exception would
+lose the server's message that the rollback event should carry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Literal
+
+import grpc
+
+from modelrelease.serving.golden import GoldenSet, Label
+from modelrelease.serving.stubs import (
+    get_model_status_pb2,
+    model_service_pb2_grpc,
+    predict_pb2,
+    prediction_service_pb2_grpc,
+)
+from modelrelease.serving.tensors import TensorDecodeError, float_matrix, shape_of, values_of
+
+LoadStateName = Literal["UNKNOWN", "START", "LOADING", "AVAILABLE", "UNLOADING", "END"]
+
+_CODE_NAMES: dict[int, str] = {status.value[0]: status.name for status in grpc.StatusCode}
+
+
+def code_name(code: int) -> str:
+    """Canonical error code name (gRPC and ``tensorflow.error.Code`` share one numbering)."""
+    return _CODE_NAMES.get(code, str(code))
+
+
+@dataclass(frozen=True)
+class ModelLoadState:
+    """One version's state as the server reports it.
+
+    ``UNKNOWN`` means the server could not be asked or does not know the
+    version yet (pod starting, model still being discovered); ``error_code``
+    then holds the gRPC status code of the failed call.  ``END`` is final: a
+    version that failed to load ends there with a non-zero ``error_code`` and
+    the server's ``error_message``, and one that ended cleanly was unloaded;
+    either way it will not serve.
+    """
+
+    version: int
+    state: LoadStateName
+    error_code: int = 0
+    error_message: str = ""
+
+    @property
+    def available(self) -> bool:
+        return self.state == "AVAILABLE"
+
+    @property
+    def failed(self) -> bool:
+        return self.state == "END"
+
+    def describe(self) -> str:
+        if self.error_code == 0:
+            return f"version {self.version} is {self.state}"
+        return f"version {self.version} is {self.state}: {code_name(self.error_code)}: {self.error_message}"
+
+
+async def model_status(address: str, model: str, version: int, timeout: float = 5.0) -> ModelLoadState:
+    """``ModelService.GetModelStatus`` for one version of one model at ``host:port``."""
+    request = get_model_status_pb2.GetModelStatusRequest()
+    request.model_spec.name = model
+    request.model_spec.version.value = version
+    async with grpc.aio.insecure_channel(address) as channel:
+        stub = model_service_pb2_grpc.ModelServiceStub(channel)
+        try:
+            response = await stub.GetModelStatus(request, timeout=timeout)
+        except grpc.aio.AioRpcError as error:
+            return ModelLoadState(version, "UNKNOWN", error.code().value[0], f"GetModelStatus: {error.details()}")
+    for entry in response.model_version_status:
+        if entry.version == version:
+            state_names = get_model_status_pb2.ModelVersionStatus.State
+            state: LoadStateName = state_names.Name(entry.state)
+            return ModelLoadState(version, state, int(entry.status.error_code), entry.status.error_message)
+    return ModelLoadState(version, "UNKNOWN", grpc.StatusCode.NOT_FOUND.value[0], "server did not report this version")
+
+
+@dataclass(frozen=True)
+class SmokeResult:
+    """Golden-set answers: instances whose prediction failed count as wrong and in ``errors``."""
+
+    accuracy: float
+    correct: int
+    total: int
+    errors: int
+    first_error: str = ""
+
+    def describe(self) -> str:
+        text = f"golden accuracy {self.accuracy:.4f} ({self.correct}/{self.total})"
+        if self.errors:
+            text += f", {self.errors} without an answer (first: {self.first_error})"
+        return text
+
+
+async def run_smoke(
+    address: str, model: str, version: int, golden: GoldenSet, timeout: float = 30.0, batch_size: int = 64
+) -> SmokeResult:
+    """Send the golden set to ``PredictionService.Predict`` in batches and count right answers.
+
+    ``timeout`` bounds the whole run, so a hung pod cannot stall the stage;
+    batches are sent one after another to keep the load on a fresh pod small.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    correct = errors = 0
+    first_error = ""
+    async with grpc.aio.insecure_channel(address) as channel:
+        stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+        for start in range(0, len(golden.instances), batch_size):
+            rows = golden.instances[start : start + batch_size]
+            labels = golden.labels[start : start + batch_size]
+            remaining = deadline - loop.time()
+            try:
+                if remaining <= 0:
+                    raise TimeoutError(f"smoke deadline of {timeout}s passed")
+                predictions = await _predict(stub, model, version, golden, rows, remaining)
+            except (grpc.aio.AioRpcError, TensorDecodeError, TimeoutError) as error:
+                errors += len(rows)
+                first_error = first_error or _explain(error)
+                continue
+            correct += sum(1 for predicted, label in zip(predictions, labels, strict=True) if _same(predicted, label))
+    total = len(golden.instances)
+    accuracy = correct / total if total else 0.0
+    return SmokeResult(accuracy=accuracy, correct=correct, total=total, errors=errors, first_error=first_error)
+
+
+async def _predict(
+    stub: prediction_service_pb2_grpc.PredictionServiceStub,
+    model: str,
+    version: int,
+    golden: GoldenSet,
+    rows: tuple[tuple[float, ...], ...],
+    timeout: float,
+) -> list[int | float | bool | str]:
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = model
+    request.model_spec.version.value = version
+    request.model_spec.signature_name = golden.signature
+    request.inputs[golden.input].CopyFrom(float_matrix(rows))
+    request.output_filter.append(golden.output)
+    response = await stub.Predict(request, timeout=timeout)
+    if golden.output not in response.outputs:
+        raise TensorDecodeError(f"response has no output {golden.output!r} (has {sorted(response.outputs)})")
+    tensor = response.outputs[golden.output]
+    values = values_of(tensor)
+    if len(values) != len(rows):
+        raise TensorDecodeError(f"output {golden.output!r} has shape {shape_of(tensor)} for {len(rows)} instances")
+    return values
+
+
+def _same(predicted: int | float | bool | str, label: Label) -> bool:
+    if isinstance(label, str):
+        return str(predicted) == label
+    return not isinstance(predicted, str) and predicted == label
+
+
+def _explain(error: Exception) -> str:
+    if isinstance(error, grpc.aio.AioRpcError):
+        return f"Predict: {error.code().name}: {error.details()}"
+    return str(error)
