@@ -356,6 +356,17 @@ class TrafficGenerator:
             self._stats.codes[code] += 1
 
 
+def wait_until_scraped(prometheus_url: str, job: str, address: str, timeout: float) -> None:
+    from devstack import prometheus
+
+    deadline = time.monotonic() + timeout
+    selector = f'up{{job="{job}",instance="{address}"}} == 1'
+    while not prometheus.query(prometheus_url, selector):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"Prometheus at {prometheus_url} did not scrape {address} within {timeout:.0f}s")
+        time.sleep(0.2)
+
+
 @contextmanager
 def running(
     config: TrafficConfig,
@@ -365,12 +376,16 @@ def running(
     metrics_address: str = "127.0.0.1:0",
     register_prometheus: Path | None = None,
     job: str = "traffic",
+    scraped_by: str | None = None,
+    scrape_timeout: float = 30.0,
 ) -> Iterator[TrafficGenerator]:
     """Run a generator in a background thread for the ``with`` block (the pytest helper).
 
     Leaving the block stops sending, waits for answers in flight, stops the
     metrics server and removes the Prometheus target; an error the sender hit
-    is raised here so a test cannot pass over it.
+    is raised here so a test cannot pass over it.  With ``scraped_by`` (a
+    Prometheus URL) sending starts only once that Prometheus scrapes the
+    generator, so ``increase()`` over the run sees every request.
     """
     from devstack import prometheus
 
@@ -383,6 +398,8 @@ def running(
     if register_prometheus is not None:
         prometheus.register_target(register_prometheus, job, address, {"component": "traffic-generator"})
     try:
+        if scraped_by is not None:
+            wait_until_scraped(scraped_by, job, address, scrape_timeout)
         generator.start()
         yield generator
     finally:

@@ -8,6 +8,7 @@ exports can be checked exactly, and the PromQL in docs/metrics.md with it.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Iterator
 from concurrent import futures
@@ -196,3 +197,65 @@ def test_the_same_seed_sends_the_same_requests_to_the_same_endpoints(
         runs.append(gen.stats)
     assert runs[0].versions == runs[1].versions
     assert runs[0].outcomes == runs[1].outcomes
+
+
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "metrics.md"
+DOC_BLOCK = re.compile(r"\*\*(?P<name>[^*]+)\*\*(?:(?!\*\*).)*?```promql\n(?P<query>.*?)```", re.S)
+
+
+def documented_queries(model: str, version: str, positive_class: str) -> dict[str, list[str]]:
+    """The ```promql blocks of docs/metrics.md by their bold heading, placeholders filled in."""
+    values = {"model": model, "version": version, "namespace": "ns", "release": "r", "interval": "10m"}
+    found: dict[str, list[str]] = {}
+    for block in DOC_BLOCK.finditer(DOCS.read_text()):
+        query = " ".join(block["query"].split("\n"))
+        query = query.replace("{S,", '{model="{{model}}",version="{{version}}",').replace(
+            "{S}", '{model="{{model}}",version="{{version}}"}'
+        )
+        query = query.replace("W)", "[{{interval}}])").replace('"c"', f'"{positive_class}"')
+        for name, value in values.items():
+            query = query.replace("{{" + name + "}}", value)
+        found[block["name"].strip()] = [query]
+    # MAE and MSE share a block, one query per line.
+    mae_mse = next(name for name in found if name.startswith("MAE"))
+    found[mae_mse] = [line for line in re.split(r"(?<=\)) (?=sum\()", found[mae_mse][0]) if line]
+    return found
+
+
+def test_every_documented_query_evaluates_and_quality_ones_match_the_generator(
+    servers: dict[int, tuple[KnownAnswers, Endpoint]], prom: tuple[str, Path]
+) -> None:
+    url, state_dir = prom
+    source = StaticEndpoints({"digits": [servers[3][1]]})
+    inputs, labels = samples()
+    config = TrafficConfig(model="docs", rate=100, duration=30, count=300, feedback_noise=0.0, seed=5)
+    with running(
+        config,
+        ServiceResolver(source, "digits"),
+        inputs,
+        labels,
+        register_prometheus=state_dir,
+        job="docs",
+        scraped_by=url,
+    ) as gen:
+        assert gen.wait(timeout=30)
+        eventually(
+            lambda: scalar(url, 'sum(model_prediction_outcomes_total{model="docs"})') == 300,
+            timeout=20,
+            message="Prometheus never saw the 300 outcomes",
+        )
+        queries = documented_queries("docs", "3", "0")
+        precision, recall = queries["Precision for a positive class `c`"][0], queries["Recall for class `c`"][0]
+        f1 = queries["F1 for class `c`"][0].replace("(P)", f"({precision})").replace("(R)", f"({recall})")
+        queries["F1 for class `c`"] = [f1]
+        results = {name: [prometheus.query(url, query) for query in group] for name, group in queries.items()}
+    # increase() over a series' first samples under-counts a little: close, not exact.
+    accuracy = float(results["Accuracy"][0][0]["value"][1])
+    assert accuracy == pytest.approx(gen.stats.accuracy("3"), abs=0.05)
+    assert float(results["Feedback positive rate"][0][0]["value"][1]) == pytest.approx(accuracy, abs=0.05)
+    for name in ("Precision for a positive class `c`", "Recall for class `c`", "F1 for class `c`"):
+        assert 0 <= float(results[name][0][0]["value"][1]) <= 1, name
+    assert 0 < float(results["Macro-averaged recall"][0][0]["value"][1]) < 1
+    mae, mse = (float(result[0]["value"][1]) for result in results[next(n for n in results if n.startswith("MAE"))])
+    assert 0 < mae <= mse
+    assert float(results["Share of user traffic a version answers"][0][0]["value"][1]) == 1.0
