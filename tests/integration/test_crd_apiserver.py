@@ -265,6 +265,7 @@ def test_api_server_refuses_invalid_manifest_naming_the_field(
     assert result.returncode != 0, f"accepted: {json.dumps(manifest)}"
     assert field in result.stderr, result.stderr
     assert allowed in result.stderr, result.stderr
+    assert "evaluating rule" not in result.stderr, f"a CEL rule failed to evaluate: {result.stderr}"
     with pytest.raises(InvalidRelease) as refused:
         parse_release(manifest)
     assert any(line.startswith(field) for line in refused.value.problems), refused.value.problems

@@ -20,6 +20,8 @@ from pydantic import GetCoreSchemaHandler, GetJsonSchemaHandler
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import core_schema
 
+from modelrelease.api.cel import literal
+
 DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"
 DURATION_MAX_LENGTH = 20
 MAX_DURATION = "8760h"
@@ -53,18 +55,15 @@ class DurationRule:
         return text
 
     def cel_rules(self) -> list[dict[str, str]]:
-        rules = [
-            {"rule": f'duration(self) <= duration("{MAX_DURATION}")', "message": f"must be at most {MAX_DURATION}"}
+        # Guarded by the pattern: a malformed value is already refused by it,
+        # and duration() on it would add a confusing type-conversion error.
+        guard = f"!self.matches({literal(DURATION_PATTERN)}) || "
+        bounds = [(">=", self.minimum, "at least")] if parse_duration(self.minimum) > timedelta(0) else []
+        bounds.append(("<=", MAX_DURATION, "at most"))
+        return [
+            {"rule": f'{guard}duration(self) {op} duration("{limit}")', "message": f"must be {words} {limit}"}
+            for op, limit, words in bounds
         ]
-        if parse_duration(self.minimum) > timedelta(0):
-            rules.insert(
-                0,
-                {
-                    "rule": f'duration(self) >= duration("{self.minimum}")',
-                    "message": f"must be at least {self.minimum}",
-                },
-            )
-        return rules
 
     def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
         return core_schema.no_info_after_validator_function(self.check, handler(source))

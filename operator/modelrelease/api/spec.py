@@ -356,7 +356,7 @@ class MetricSpec(ApiModel):
         )
     )
 
-    name: DnsLabel
+    name: DnsLabel = Field(description="Unique within the release; shown in status and events.")
     template: str | None = Field(
         default=None,
         description="One of the built-in templates.",
@@ -435,10 +435,14 @@ MetricList = Annotated[list[MetricSpec], AfterValidator(_check_metric_names)]
 
 
 class PrometheusSpec(ApiModel):
+    """Where the metrics are queried."""
+
     address: HttpUrl = Field(default="http://prometheus.monitoring:9090", description="Base URL of the Prometheus API.")
 
 
 class AnalysisSpec(ApiModel):
+    """How often each stage is judged, from which Prometheus, on which metrics, and how many failures end it."""
+
     interval: Interval = Field(default="30s", description="Time between checks, at least 1s.")
     failure_limit: int = Field(default=2, ge=1, le=1000, description="Failed checks in a stage before rollback.")
     inconclusive_limit: int = Field(
@@ -450,6 +454,7 @@ class AnalysisSpec(ApiModel):
     prometheus: PrometheusSpec = Field(default_factory=PrometheusSpec)
     metrics: MetricList = Field(
         default_factory=default_metrics,
+        description="Signals judged at every interval, for the candidate and for the stable version.",
         max_length=32,
         json_schema_extra=validations(
             cel(
@@ -461,6 +466,8 @@ class AnalysisSpec(ApiModel):
 
 
 class RollbackSpec(ApiModel):
+    """What happens when a stage fails."""
+
     automatic: bool = Field(default=True, description="Roll back on failure; when false the release stops in Failed.")
 
 
@@ -482,6 +489,8 @@ _STAGE_RANK_CEL = "has(s.smoke) ? 0 : (has(s.mirror) ? 1 : 2)"
 
 
 class ModelReleaseSpec(ApiModel):
+    """What to roll out, how to serve it, the stages it walks and the evidence that judges it."""
+
     model_config = ConfigDict(
         json_schema_extra=validations(
             cel(
