@@ -33,7 +33,8 @@ def wilson_interval(successes: float, trials: float, z: float = Z_ONE_SIDED_95) 
     z2 = z * z
     centre = (p + z2 / (2 * trials)) / (1 + z2 / trials)
     half = z * math.sqrt(p * (1 - p) / trials + z2 / (4 * trials * trials)) / (1 + z2 / trials)
-    return max(0.0, centre - half), min(1.0, centre + half)
+    # min/max absorb rounding at p = 0 or 1, where the exact bound equals p.
+    return max(0.0, min(p, centre - half)), min(1.0, max(p, centre + half))
 
 
 def difference_interval(

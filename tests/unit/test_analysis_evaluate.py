@@ -1,0 +1,68 @@
+"""evaluate() measures candidate and stable per metric and keeps the spec's order.
+
+The provider here is a table of values (this is a unit test of the
+orchestration); tests/integration/test_analysis_prometheus.py runs the real one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from modelrelease.analysis import AnalysisContext, Measurement, Observation, TemplateValues, Unmeasured, evaluate
+from modelrelease.api.spec import MetricSpec
+
+
+class TableProvider:
+    def __init__(self, table: dict[tuple[str, int], Observation]) -> None:
+        self.table = table
+        self.asked: list[tuple[str, int]] = []
+
+    async def measure(self, metric: MetricSpec, values: TemplateValues) -> Observation:
+        self.asked.append((metric.name, values.version))
+        return self.table.get((metric.name, values.version), Unmeasured("no data"))
+
+
+def ratio(successes: int, trials: int) -> Measurement:
+    return Measurement(successes / trials, trials, successes, trials, proportion=True)
+
+
+METRICS = [
+    MetricSpec(name="error-rate", template="tfserving-error-rate", max=0.01),
+    MetricSpec.model_validate(
+        {"name": "accuracy", "template": "accuracy", "min": 0.5, "compareToBaseline": {"maxDrop": 0.02}}
+    ),
+    MetricSpec(name="latency", template="tfserving-latency-p99", max=0.25),
+]
+
+
+def test_each_metric_is_judged_in_order_with_the_baseline_measured_only_when_compared() -> None:
+    provider = TableProvider(
+        {
+            ("error-rate", 3): ratio(0, 500),
+            ("accuracy", 3): ratio(300, 500),
+            ("accuracy", 2): ratio(475, 500),
+        }
+    )
+    context = AnalysisContext("digits", "ml", "digits", "30s", candidate_version=3, baseline_version=2)
+    results = asyncio.run(evaluate(METRICS, context, provider))
+    assert [r.name for r in results] == ["error-rate", "accuracy", "latency"]
+    assert [r.verdict for r in results] == ["pass", "fail", "inconclusive"]
+    assert results[1].baseline == 0.95
+    assert sorted(provider.asked) == [("accuracy", 2), ("accuracy", 3), ("error-rate", 3), ("latency", 3)]
+
+
+def test_without_a_stable_version_nothing_is_asked_about_one() -> None:
+    provider = TableProvider({("accuracy", 1): ratio(480, 500)})
+    context = AnalysisContext("digits", "ml", "digits", "30s", candidate_version=1)
+    results = asyncio.run(evaluate(METRICS[1:2], context, provider))
+    assert results[0].verdict == "pass"
+    assert provider.asked == [("accuracy", 1)]
+
+
+def test_an_unsafe_context_sends_no_query_and_is_inconclusive() -> None:
+    provider = TableProvider({})
+    context = AnalysisContext('digits"}', "ml", "digits", "30s", candidate_version=3, baseline_version=2)
+    results = asyncio.run(evaluate(METRICS, context, provider))
+    assert {r.verdict for r in results} == {"inconclusive"}
+    assert "refused" in results[0].message
+    assert provider.asked == []
