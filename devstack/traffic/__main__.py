@@ -46,6 +46,7 @@ def parser() -> argparse.ArgumentParser:
     what.add_argument("--feedback-rate", type=float, default=1.0, help="share of answers users rate")
     what.add_argument("--feedback-noise", type=float, default=0.05, help="chance a rating contradicts correctness")
     what.add_argument("--seed", type=int, default=0)
+    what.add_argument("--sequential", action="store_true", help="send the held-out samples in order, not at random")
     what.add_argument("--timeout", type=float, default=5.0, help="per-request deadline, seconds")
     out = p.add_argument_group("metrics")
     out.add_argument("--metrics-address", default="127.0.0.1:0", help="loopback host:port for /metrics")
@@ -80,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
             feedback_rate=args.feedback_rate,
             feedback_noise=args.feedback_noise,
             seed=args.seed,
+            sequential=args.sequential,
             timeout=args.timeout,
         )
         resolver = build_resolver(args)

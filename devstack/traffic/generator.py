@@ -46,6 +46,9 @@ class TrafficConfig:
     # Chance a user's thumb contradicts whether the answer was right.
     feedback_noise: float = 0.05
     seed: int = 0
+    # Walk the samples in order (each once per pass) instead of drawing them at random:
+    # a run of len(samples) requests then measures exactly the held-out accuracy.
+    sequential: bool = False
     timeout: float = 5.0
     signature: str = "serving_default"
     input_name: str = "pixels"
@@ -234,7 +237,7 @@ class TrafficGenerator:
 
     def _plan(self, index: int) -> PlannedRequest:
         rng, config = self._rng, self.config
-        sample = rng.randrange(len(self._labels))
+        sample = index % len(self._labels) if config.sequential else rng.randrange(len(self._labels))
         headers = dict(config.headers) if config.headers and rng.random() < config.header_share else {}
         try:
             decision, no_route = self._resolver.resolve(headers, rng), ""
