@@ -9,6 +9,7 @@ reads a clock: time is a number the test moves.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -62,6 +63,18 @@ def results(verdict: Verdict, candidate: float = 0.001, baseline: float = 0.001)
     )
 
 
+@dataclass(frozen=True)
+class Call:
+    """One ``decide`` call with everything that went in and what came out."""
+
+    spec: ModelReleaseSpec
+    before: ModelReleaseStatus
+    observations: Observations
+    now: datetime
+    generation: int
+    decision: Decision
+
+
 @dataclass
 class World:
     spec: ModelReleaseSpec
@@ -82,6 +95,8 @@ class World:
     smoke_error: str | None = None
     verdict: Verdict = "pass"
     decisions: list[Decision] = field(default_factory=list)
+    watchers: list[Callable[[Call], None]] = field(default_factory=list)
+    """Called with every single ``decide`` call, for the property tests' invariants."""
     analysis_runs: int = 0
     smoke_runs: int = 0
 
@@ -102,21 +117,27 @@ class World:
         """Let time pass, then run one handler pass."""
         self.now += timedelta(seconds=seconds)
         observed = self.observations(requests)
-        decision = decide(self.spec, self.status, observed, self.now, self.generation)
+        decision = self._decide(self.status, observed)
         follow_up = decision.follow_up()
         if isinstance(follow_up, RunSmoke):
             self.smoke_runs += 1
             smoke = SmokeResult(follow_up.version, self.smoke_accuracy, 100, self.smoke_error)
             again = replace(observed, smoke=smoke, requests=())
-            decision = decision.followed_by(decide(self.spec, decision.status, again, self.now, self.generation))
+            decision = decision.followed_by(self._decide(decision.status, again))
         elif isinstance(follow_up, RunAnalysis):
             self.analysis_runs += 1
             analysis = AnalysisResult(follow_up.candidate_version, results(self.verdict))
             again = replace(observed, analysis=analysis, requests=())
-            decision = decision.followed_by(decide(self.spec, decision.status, again, self.now, self.generation))
+            decision = decision.followed_by(self._decide(decision.status, again))
         self.apply(decision.actions)
         self.status = decision.status
         self.decisions.append(decision)
+        return decision
+
+    def _decide(self, status: ModelReleaseStatus, observed: Observations) -> Decision:
+        decision = decide(self.spec, status, observed, self.now, self.generation)
+        for watch in self.watchers:
+            watch(Call(self.spec, status, observed, self.now, self.generation, decision))
         return decision
 
     def apply(self, actions: tuple[Action, ...]) -> None:

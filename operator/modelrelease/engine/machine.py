@@ -129,6 +129,10 @@ def _reconcile_version(ctx: Pass) -> None:
             status.message = f"v{stable} is stable"
             ctx.emit("Normal", "SpecReverted", f"spec.model.version is back to the stable v{stable}")
         return
+    if wanted == status.retiring_version:
+        # One Deployment cannot be the previous stable at full capacity and a one-replica candidate at once.
+        status.message = f"v{wanted} is still handing over to v{stable}; its rollout starts once v{stable} is ready"
+        return
     if wanted == status.rejected_version:
         status.message = (
             f"v{wanted} was rolled back; change spec.model.version or annotate modelrelease.io/retry to try it again"
