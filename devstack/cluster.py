@@ -5,7 +5,8 @@ at once (each retries until its upstream answers, which is faster than starting
 them one after another), waits for ``/readyz``, then starts the pod runner and
 Prometheus if they are available.  Every process runs in its own process group
 with its log in ``<state>/logs/``; ``cluster.json`` records the pids so that
-``down`` stops exactly those and nothing else.
+``down`` stops exactly those and nothing else.  Each ``up`` starts from an empty
+etcd (the PKI and ports are kept, so an old kubeconfig still works).
 
 Networking: pods get 127.x addresses from the pod runner.  Services get
 ClusterIPs from ``SERVICE_CIDR``, a block inside 127.0.0.0/8 that nothing
@@ -170,6 +171,9 @@ def _controller_manager_argv(state: StateDir, ports: Ports, certs: pki.PKI, conf
         "--use-service-account-credentials=true",
         f"--service-cluster-ip-range={SERVICE_CIDR}",
         f"--controllers={','.join(CONTROLLERS)}",
+        # The default 20 QPS makes a 300-replica scale test wait on client-side throttling, not on the cluster.
+        "--kube-api-qps=100",
+        "--kube-api-burst=200",
         "--profiling=false",
         "--v=1",
     ]
@@ -185,6 +189,8 @@ def _scheduler_argv(state: StateDir, ports: Ports, config: Path) -> list[str]:
         f"--secure-port={ports.scheduler}",
         f"--cert-dir={state.root / 'scheduler-certs'}",
         "--leader-elect=false",
+        "--kube-api-qps=100",
+        "--kube-api-burst=200",
         "--profiling=false",
         "--v=1",
     ]
@@ -343,6 +349,7 @@ def up(
         existing = state.read()
         if existing is not None and is_running(state):
             _say(f"already running: {existing.api_server} (kubeconfig {existing.kubeconfig})")
+            _start_addons(existing, state, podrunner, prometheus, only_missing=True)
             return existing
         if existing is not None:
             _say("a previous devstack is partly running or stale: stopping what is left of it first")
@@ -358,6 +365,9 @@ def _up_locked(
     for name in ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler"):
         _binary(name)
     ports = Ports.pick(previous.ports if previous else {})
+    # Every `up` starts from an empty etcd: objects left by an earlier run (fake nodes whose heartbeats
+    # stopped, half-deleted namespaces) would make the next test session slow and order-dependent.
+    shutil.rmtree(state.etcd_data, ignore_errors=True)
     certs = pki.ensure(state.pki, first_service_ip())
     server = f"https://127.0.0.1:{ports.apiserver}"
     admin = kubeconfig.write(state.admin_kubeconfig, certs, pki.ADMIN, server)
@@ -375,15 +385,7 @@ def _up_locked(
         record.ready_seconds = round(time.monotonic() - t0, 2)
         _say(f"control plane ready in {record.ready_seconds:.1f} s at {server}")
         state.write(record)
-        if podrunner:
-            _start_podrunner(record, state)
-        if prometheus:
-            argv = _prometheus_argv(state, f"127.0.0.1:{ports.prometheus}")
-            if argv is not None:
-                _start(record, state, "prometheus", argv)
-                record.prometheus_url = f"http://127.0.0.1:{ports.prometheus}"
-                state.write(record)
-                _wait_prometheus(record, state)
+        _start_addons(record, state, podrunner, prometheus, only_missing=False)
     except BaseException:
         _warn("start failed: stopping what was started")
         _stop_all(record, state)
@@ -391,6 +393,30 @@ def _up_locked(
         raise
     _say(f"up in {time.monotonic() - t0:.1f} s; state in {state.root}")
     return record
+
+
+def _start_addons(
+    record: ClusterRecord, state: StateDir, podrunner: bool, prometheus: bool, only_missing: bool
+) -> None:
+    """Start the pod runner and Prometheus; on a running devstack, restart whichever of them has died."""
+    if podrunner and not (only_missing and "podrunner" in record.pids and _owned_and_alive(record, "podrunner")):
+        if only_missing:
+            _say("pod runner not running: starting it")
+        _start_podrunner(record, state)
+    if prometheus and not (only_missing and "prometheus" in record.pids and _owned_and_alive(record, "prometheus")):
+        port = record.ports.get("prometheus") or processes.free_port()
+        if not processes.port_is_free(port):
+            port = processes.free_port()
+        argv = _prometheus_argv(state, f"127.0.0.1:{port}")
+        if argv is None:
+            return
+        record.ports["prometheus"] = port
+        _start(record, state, "prometheus", argv)
+        record.prometheus_url = f"http://127.0.0.1:{port}"
+        state.write(record)
+        if not _wait_prometheus(record, state):
+            record.prometheus_url = None
+            state.write(record)
 
 
 def _start_podrunner(record: ClusterRecord, state: StateDir) -> None:
@@ -401,8 +427,8 @@ def _start_podrunner(record: ClusterRecord, state: StateDir) -> None:
     _start(record, state, "podrunner", _podrunner_argv(state), env=env)
 
 
-def _wait_prometheus(record: ClusterRecord, state: StateDir, timeout: float = 30.0) -> None:
-    """Wait briefly for Prometheus to answer; a slow Prometheus is a warning, not a failed `up`."""
+def _wait_prometheus(record: ClusterRecord, state: StateDir, timeout: float = 30.0) -> bool:
+    """Wait briefly for Prometheus to answer; False if it exited.  A slow Prometheus is a warning, not a failed `up`."""
     import urllib.error
     import urllib.request
 
@@ -410,15 +436,16 @@ def _wait_prometheus(record: ClusterRecord, state: StateDir, timeout: float = 30
     while time.monotonic() < deadline:
         if not _owned_and_alive(record, "prometheus"):
             _warn(f"prometheus exited; see {state.log('prometheus')}:\n{tail_log(state, 'prometheus', 10)}")
-            return
+            return False
         with (
             contextlib.suppress(OSError, urllib.error.URLError),
             urllib.request.urlopen(f"{record.prometheus_url}/-/ready", timeout=1) as response,
         ):
             if response.status == 200:
-                return
+                return True
         time.sleep(0.2)
     _warn(f"prometheus not ready after {timeout:.0f} s; continuing")
+    return True
 
 
 def _stop_all(record: ClusterRecord, state: StateDir) -> list[str]:
@@ -433,7 +460,20 @@ def _stop_all(record: ClusterRecord, state: StateDir) -> list[str]:
         elif processes.group_members(record.pids[name]):
             processes.stop(record.pids[name], grace=2.0)
             stopped.append(name)
+        if name == "podrunner":
+            _kill_orphaned_pods(state)
     return stopped
+
+
+def _kill_orphaned_pods(state: StateDir) -> None:
+    """Pod processes run in their own sessions; if the pod runner could not stop them, they are ours to stop."""
+    if not _module_available("devstack.podrunner.leftovers"):
+        return
+    from devstack.podrunner import leftovers  # type: ignore[attr-defined,unused-ignore]
+
+    killed = leftovers.kill(state.root / "podrunner")
+    if killed:
+        _warn(f"stopped {len(killed)} pod process(es) the pod runner left behind: {killed}")
 
 
 def down(state: StateDir | None = None) -> list[str]:
