@@ -107,22 +107,19 @@ class TrafficStats:
 
 
 def predict_request(model: str, signature: str, input_name: str, pixels: np.ndarray) -> Any:
-    from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
-    from tensorflow_serving.apis import predict_pb2
+    # The operator's stub loader: TF Serving's protobufs without importing TensorFlow
+    # (tens of MB and a tenth of a second instead of ~600 MB and 3 s per generator).
+    from modelrelease.serving.stubs import predict_pb2, types_pb2
 
     row = np.asarray(pixels, dtype="<f4").reshape(1, -1)
     request = predict_pb2.PredictRequest()
     request.model_spec.name = model
     request.model_spec.signature_name = signature
-    request.inputs[input_name].CopyFrom(
-        tensor_pb2.TensorProto(
-            dtype=types_pb2.DT_FLOAT,
-            tensor_shape=tensor_shape_pb2.TensorShapeProto(
-                dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=size) for size in row.shape]
-            ),
-            tensor_content=row.tobytes(),
-        )
-    )
+    tensor = request.inputs[input_name]
+    tensor.dtype = types_pb2.DT_FLOAT
+    for size in row.shape:
+        tensor.tensor_shape.dim.add(size=size)
+    tensor.tensor_content = row.tobytes()
     return request
 
 
@@ -248,7 +245,7 @@ class TrafficGenerator:
         return PlannedRequest(index, sample, headers, decision, no_route, gives_feedback, noisy)
 
     def _stub(self, endpoint: Endpoint) -> Any:
-        from tensorflow_serving.apis import prediction_service_pb2_grpc
+        from modelrelease.serving.stubs import prediction_service_pb2_grpc
 
         target = endpoint.target
         if target not in self._stubs:
