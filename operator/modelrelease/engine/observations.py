@@ -18,7 +18,13 @@ RequestKind = Literal["approve", "promote", "abort", "retry"]
 
 @dataclass(frozen=True)
 class DeploymentState:
-    """One Deployment the release owns; absence from ``Observations.deployments`` means it does not exist."""
+    """One Deployment the release owns; absence from ``Observations.deployments`` means it does not exist.
+
+    ``ready`` must count only ready pods of the Deployment's current template
+    (0 until ``status.observedGeneration`` reaches ``metadata.generation``,
+    then ``min(readyReplicas, updatedReplicas)``): after a serving change the
+    old pods are still ready, and the candidate must not be judged on them.
+    """
 
     version: int
     desired: int
