@@ -52,7 +52,13 @@ def main(argv: list[str] | None = None) -> int:
 
     cluster.add_commands(sub)
     args = parser.parse_args(argv)
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except RuntimeError as exc:
+        # devstack's own errors (missing binaries, unreadable state, a component that died) are for the user,
+        # not a traceback.
+        print(f"devstack {args.command}: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

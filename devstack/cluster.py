@@ -527,11 +527,9 @@ def _state_from(args: argparse.Namespace) -> StateDir:
 
 
 def _cmd_up(args: argparse.Namespace) -> int:
-    try:
-        record = up(_state_from(args), podrunner=not args.no_podrunner, prometheus=not args.no_prometheus)
-    except (DevstackError, pki.PKIError) as exc:
-        print(f"devstack up: {exc}", file=sys.stderr)
-        return 1
+    if args.kwok_nodes < 0:
+        raise DevstackError(f"--kwok-nodes must be 0 or more, not {args.kwok_nodes}")
+    record = up(_state_from(args), podrunner=not args.no_podrunner, prometheus=not args.no_prometheus)
     if args.kwok_nodes:
         from devstack import kwok
 
