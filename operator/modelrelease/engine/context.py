@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from modelrelease.api.spec import ModelReleaseSpec, Stage
-from modelrelease.api.status import HistoryEntry, ModelReleaseStatus
+from modelrelease.api.status import HistoryEntry, ModelReleaseStatus, Verdict
 from modelrelease.engine.actions import Action, EmitEvent, EventType
 from modelrelease.engine.clock import format_time
 from modelrelease.engine.history import append_history
@@ -49,6 +49,8 @@ class Pass:
     started: bool = False
     """A rollout (re)started this pass: its pods do not exist yet, so nothing more is judged."""
     wait: Wait = Wait.NONE
+    checked: Verdict | None = None
+    """Verdict of a check recorded this pass, kept even when the stage it completed reset the counters."""
     waiting_for: str = ""
     """Human words for what the current stage still needs; becomes status.message."""
 

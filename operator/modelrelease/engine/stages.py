@@ -155,6 +155,7 @@ def _analyse(ctx: Pass, version: int, stage: Stage) -> bool:
     was_starved = status.analysis.consecutive_inconclusive >= analysis_spec.inconclusive_limit
     status.analysis = record_check(status.analysis, complete_results(analysis_spec.metrics, result.metrics), ctx.stamp)
     analysis = status.analysis
+    ctx.checked = analysis.last_verdict
     if analysis.last_verdict == "fail":
         details = describe_failures(analysis.metrics)
         if analysis.failures >= analysis_spec.failure_limit:

@@ -6,8 +6,8 @@ moving, so it can never disagree with the reason in the Progressing condition.
 
 from __future__ import annotations
 
-from modelrelease.api.status import ConditionStatus, Phase
-from modelrelease.engine.conditions import ANALYSIS, PROGRESSING, READY, set_condition
+from modelrelease.api.status import Condition, ConditionStatus, Phase
+from modelrelease.engine.conditions import ANALYSIS, PROGRESSING, READY, find_condition, set_condition
 from modelrelease.engine.context import Pass, Wait
 from modelrelease.engine.phases import ACTIVE_PHASES
 
@@ -52,18 +52,31 @@ def _set_conditions(ctx: Pass, active: bool) -> None:
     conditions = set_condition(status.conditions, READY, ready_status, ready_reason, ready_message, stamp, generation)
     progressing, reason = _progressing(ctx, active)
     conditions = set_condition(conditions, PROGRESSING, progressing, reason, status.message, stamp, generation)
-    verdict = status.analysis.last_verdict
-    analysis_status: ConditionStatus = "True" if verdict == "pass" else "False" if verdict == "fail" else "Unknown"
-    analysis_reason = {"pass": "ChecksPassing", "fail": "CheckFailed", "inconclusive": "NoData"}.get(
-        verdict or "", "NoChecks"
+    status.conditions = _analysis_condition(ctx, conditions, active)
+
+
+def _analysis_condition(ctx: Pass, conditions: list[Condition], active: bool) -> list[Condition]:
+    """The verdict of the latest check of this rollout.
+
+    A new stage starts with no checks of its own; the condition keeps the
+    last verdict until the stage's first check, so it does not flicker to
+    Unknown (and reset lastTransitionTime) at every stage boundary.
+    """
+    analysis = ctx.status.analysis
+    verdict = analysis.last_verdict or ctx.checked
+    previous = find_condition(conditions, ANALYSIS)
+    if verdict is None and active and not ctx.started and previous is not None:
+        status, reason = previous.status, previous.reason
+    else:
+        status = "True" if verdict == "pass" else "False" if verdict == "fail" else "Unknown"
+        reason = {"pass": "ChecksPassing", "fail": "CheckFailed", "inconclusive": "NoData"}.get(
+            verdict or "", "NoChecks"
+        )
+    message = (
+        f"{analysis.passed} passed, {analysis.failures} failed, "
+        f"{analysis.inconclusive} inconclusive of {analysis.checks} checks in this stage"
     )
-    analysis_message = (
-        f"{status.analysis.passed} passed, {status.analysis.failures} failed, "
-        f"{status.analysis.inconclusive} inconclusive of {status.analysis.checks} checks in this stage"
-    )
-    status.conditions = set_condition(
-        conditions, ANALYSIS, analysis_status, analysis_reason, analysis_message, stamp, generation
-    )
+    return set_condition(conditions, ANALYSIS, status, reason, message, ctx.stamp, ctx.generation)
 
 
 def _readiness(ctx: Pass) -> tuple[ConditionStatus, str, str]:
