@@ -272,13 +272,25 @@ def _owned_and_alive(record: ClusterRecord, name: str) -> bool:
     return bool(cmdline) and cmdline[0].decode(errors="replace") == executable
 
 
-def is_running(state: StateDir) -> bool:
+def is_running(state: StateDir, patience: float = 30.0) -> bool:
+    """True if every control-plane process lives and /readyz answers OK within ``patience`` seconds.
+
+    The patience matters: on a busy shared machine a live API server may answer slowly, and treating it
+    as dead would make the next `up` restart the cluster under another test session's feet.
+    """
     record = state.read()
     if record is None:
         return False
     live = _live(record)
     core = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler")
-    return all(live.get(name, False) for name in core) and _readyz(record, state)[0] == 200
+    if not all(live.get(name, False) for name in core):
+        return False
+    deadline = time.monotonic() + patience
+    while _readyz(record, state)[0] != 200:
+        if time.monotonic() >= deadline or not _owned_and_alive(record, "kube-apiserver"):
+            return False
+        time.sleep(0.5)
+    return True
 
 
 def _check_alive(record: ClusterRecord, state: StateDir, names: tuple[str, ...]) -> None:
@@ -355,7 +367,14 @@ def up(
             _say("a previous devstack is partly running or stale: stopping what is left of it first")
             _stop_all(existing, state)
             state.forget()
-        return _up_locked(state, podrunner, prometheus, started_by, existing)
+        try:
+            return _up_locked(state, podrunner, prometheus, started_by, existing)
+        except DevstackError as exc:
+            # A port picked free can be taken by someone else before the component binds it; try new ones once.
+            if "address already in use" not in str(exc):
+                raise
+            _warn("a port was taken while starting: retrying once with new ports")
+            return _up_locked(state, podrunner, prometheus, started_by, None)
 
 
 def _up_locked(
@@ -368,6 +387,11 @@ def _up_locked(
     # Every `up` starts from an empty etcd: objects left by an earlier run (fake nodes whose heartbeats
     # stopped, half-deleted namespaces) would make the next test session slow and order-dependent.
     shutil.rmtree(state.etcd_data, ignore_errors=True)
+    # Logs of the previous run are kept once, so they neither grow forever nor vanish right after a failure.
+    if state.logs.exists():
+        previous_logs = state.root / "logs.previous"
+        shutil.rmtree(previous_logs, ignore_errors=True)
+        state.logs.rename(previous_logs)
     certs = pki.ensure(state.pki, first_service_ip())
     server = f"https://127.0.0.1:{ports.apiserver}"
     admin = kubeconfig.write(state.admin_kubeconfig, certs, pki.ADMIN, server)

@@ -28,7 +28,7 @@ def test_up_twice_is_idempotent_and_down_stops_every_recorded_process(tmp_path: 
     record_path = state_dir / "cluster.json"
     first = _devstack(state_dir, "up", "--no-podrunner", "--no-prometheus")
     try:
-        assert first.returncode == 0, first.stderr
+        assert first.returncode == 0, first.stdout + first.stderr
         record = json.loads(record_path.read_text())
         pids: dict[str, int] = record["pids"]
         assert set(pids) == {"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler"}
