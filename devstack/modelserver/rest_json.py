@@ -80,7 +80,7 @@ def parse_document(body: bytes) -> dict[str, Any]:
     if not body.strip():
         raise invalid_argument("JSON Parse error: The document is empty")
     try:
-        document = json.loads(body)
+        document = json.loads(body.decode("utf-8"))  # rapidjson reads UTF-8 only; no BOM sniffing
     except json.JSONDecodeError as error:
         raise invalid_argument(f"JSON Parse error: {error.msg} at offset: {error.pos}") from None
     except UnicodeDecodeError as error:

@@ -142,6 +142,7 @@ class ModelServer:
 
 
 def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before anything imports TensorFlow's C++ core
     logging.basicConfig(
         level=os.environ.get("DEVSTACK_LOG_LEVEL", "INFO"),
         format="%(asctime)s.%(msecs)03d: %(levelname).1s devstack/modelserver] %(message)s",
