@@ -142,3 +142,27 @@ def _pods_on_node(handle: Cluster, node: str) -> list[str]:
     listing = handle.kubectl("get", "pods", "-A", f"--field-selector=spec.nodeName={node}", "-o", "json")
     pods = json.loads(listing.stdout)["items"]
     return sorted(f"{p['metadata']['namespace']}/{p['metadata']['name']}" for p in pods)
+
+
+def test_pods_without_the_kwok_toleration_never_land_on_fake_nodes(cluster: Cluster, namespace: str) -> None:
+    cluster.kwok_nodes(3)
+    cluster.apply(_deployment("plain", 3, on_fake_nodes=False), namespace=namespace)
+
+    def placement() -> list[str] | None:
+        pods = cluster.get("pods", namespace=namespace, selector="app=plain")
+        conditions = [
+            next((c for c in p.get("status", {}).get("conditions", []) if c["type"] == "PodScheduled"), None)
+            for p in pods
+        ]
+        if len(pods) < 3 or any(c is None for c in conditions):
+            return None
+        return [
+            p["spec"].get("nodeName") or f"unschedulable: {c['message']}" for p, c in zip(pods, conditions, strict=True)
+        ]
+
+    placed = wait_for(placement, 60, message="the scheduler deciding on 3 pods")
+    assert not any(str(node).startswith(kwok.NODE_PREFIX) for node in placed)
+    if POD_RUNNER_NODE in {n["metadata"]["name"] for n in cluster.get("nodes")}:
+        assert placed == [POD_RUNNER_NODE] * 3
+    else:
+        assert all("untolerated taint" in str(node) for node in placed)
