@@ -437,7 +437,10 @@ MetricList = Annotated[list[MetricSpec], AfterValidator(_check_metric_names)]
 class PrometheusSpec(ApiModel):
     """Where the metrics are queried."""
 
-    address: HttpUrl = Field(default="http://prometheus.monitoring:9090", description="Base URL of the Prometheus API.")
+    address: HttpUrl | None = Field(
+        default=None,
+        description="Base URL of the Prometheus API; unset: the operator's --prometheus-address.",
+    )
 
 
 class AnalysisSpec(ApiModel):
