@@ -128,7 +128,8 @@ def _monitoring_message_class() -> type:
     pool = descriptor_pool.DescriptorPool()
     pool.Add(proto)
     descriptor = pool.FindMessageTypeByName("tensorflow.serving.MonitoringConfig")
-    return message_factory.GetMessageClass(descriptor)
+    message_class: type = message_factory.GetMessageClass(descriptor)
+    return message_class
 
 
 _MonitoringConfig = _monitoring_message_class()

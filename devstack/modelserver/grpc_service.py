@@ -33,7 +33,8 @@ Response = TypeVar("Response")
 
 
 def grpc_code(code: Code) -> grpc.StatusCode:
-    return getattr(grpc.StatusCode, code.name, grpc.StatusCode.UNKNOWN)  # type: ignore[no-any-return]
+    found: grpc.StatusCode = getattr(grpc.StatusCode, code.name, grpc.StatusCode.UNKNOWN)
+    return found
 
 
 def resolve_version(manager: ServableManager, model_spec: Any) -> int | None:
@@ -93,12 +94,16 @@ def model_metadata(manager: ServableManager, request: Any) -> get_model_metadata
 def message_json(message: Any) -> str:
     """TF Serving prints status/metadata with field names as declared and every primitive field."""
     try:
-        return json_format.MessageToJson(
-            message, preserving_proto_field_name=True, always_print_fields_with_no_presence=True, indent=1
+        return str(
+            json_format.MessageToJson(
+                message, preserving_proto_field_name=True, always_print_fields_with_no_presence=True, indent=1
+            )
         )
     except TypeError:  # protobuf < 5.26 spells the option differently
-        return json_format.MessageToJson(
-            message, preserving_proto_field_name=True, including_default_value_fields=True, indent=1
+        return str(
+            json_format.MessageToJson(
+                message, preserving_proto_field_name=True, including_default_value_fields=True, indent=1
+            )
         )
 
 

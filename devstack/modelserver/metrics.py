@@ -142,7 +142,7 @@ class ServingMetrics:
         self.request_latency.observe(latency_us, model, api, entrypoint, status)
 
     def render(self) -> str:
-        sections = [
+        sections: list[Counter | Histogram] = [
             self.request_count,
             self.request_latency,
             self.runtime_latency,

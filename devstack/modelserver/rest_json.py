@@ -386,6 +386,8 @@ def _add_to_feature(value: Any, name: str, feature: Feature | None) -> Feature:
     """AddValueToFeature: JSON types decide the feature kind; a feature cannot mix kinds."""
     if value is None or isinstance(value, list):
         raise _feature_error(name, value)
+    kind: str
+    item: Any
     if isinstance(value, bool):
         kind, item = "int64", int(value)
     elif isinstance(value, dict):

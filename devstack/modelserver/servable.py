@@ -109,7 +109,7 @@ class Servable:
             ):
                 continue
             feeds = {
-                alias: tf.zeros([1, *spec.shape[1:]], dtype=tf.as_dtype(spec.dtype.enum))  # type: ignore[misc]
+                alias: tf.zeros([1, *(spec.shape or ())[1:]], dtype=tf.as_dtype(spec.dtype.enum))
                 for alias, spec in specs.items()
             }
             try:
