@@ -44,17 +44,26 @@ def _setup(_: argparse.Namespace) -> int:
     return 0
 
 
+def _bench(args: argparse.Namespace) -> int:
+    from devstack import bench
+
+    return bench.main(args.pods)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m devstack", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("setup", help="build and install everything (idempotent, cached)").set_defaults(func=_setup)
+    bench = sub.add_parser("bench", help="time a throwaway devstack: up, kwok scale, down")
+    bench.add_argument("--pods", type=int, default=300, help="fake pods to run on kwok nodes (default 300)")
+    bench.set_defaults(func=_bench)
     from devstack import cluster
 
     cluster.add_commands(sub)
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except RuntimeError as exc:
+    except (RuntimeError, ValueError) as exc:
         # devstack's own errors (missing binaries, unreadable state, a component that died) are for the user,
         # not a traceback.
         print(f"devstack {args.command}: {exc}", file=sys.stderr)
