@@ -34,7 +34,9 @@ from pathlib import Path
 from devstack import build, kubeconfig, pki, processes
 from devstack.state import ClusterRecord, StateDir, default_state_dir
 
-SERVICE_CIDR = "127.96.0.0/16"
+# 127.255/16 is outside the pod runner's per-session 127.1-254.x.x claims; services get its lower half,
+# kwok's fake pods the upper half (devstack.kwok.POD_CIDR).
+SERVICE_CIDR = "127.255.0.0/17"
 SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc.cluster.local"
 POD_RUNNER_NODE = "devstack-node"
 READY_TIMEOUT = 120.0

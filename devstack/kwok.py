@@ -28,8 +28,8 @@ NODE_LABEL_KEY = "type"
 NODE_LABEL_VALUE = "kwok"
 TAINT_KEY = "kwok.x-k8s.io/node"
 TAINT_VALUE = "fake"
-# 127.255/16 is outside the pod runner's 127.1-254 claims.
-POD_CIDR = "127.255.0.1/16"
+# The upper half of 127.255/16: outside the pod runner's 127.1-254 claims and the service range.
+POD_CIDR = "127.255.128.1/17"
 NODE_PREFIX = "kwok-node-"
 
 FAKE_NODE_SELECTOR = {NODE_LABEL_KEY: NODE_LABEL_VALUE}

@@ -120,8 +120,8 @@ def ensure(directory: Path, service_ip: str) -> PKI:
         # A new CA invalidates every certificate signed by the old one.
         for stale in [pki.serving_cert, *(pki.client_cert(who) for who in CLIENTS)]:
             stale.unlink(missing_ok=True)
-    if not pki.serving_cert.exists():
-        names = [
+    names = ",".join(
+        [
             "DNS:localhost",
             "DNS:kubernetes",
             "DNS:kubernetes.default",
@@ -130,13 +130,18 @@ def ensure(directory: Path, service_ip: str) -> PKI:
             "IP:127.0.0.1",
             f"IP:{service_ip}",
         ]
+    )
+    # The names are recorded next to the certificate so a changed service range gets a new one.
+    names_file = pki.serving_cert.with_suffix(".names")
+    if not pki.serving_cert.exists() or not names_file.exists() or names_file.read_text() != names:
         _leaf(
             pki,
             pki.serving_cert,
             pki.serving_key,
             _subject("kube-apiserver"),
-            ["extendedKeyUsage=serverAuth", "subjectAltName=" + ",".join(names)],
+            ["extendedKeyUsage=serverAuth", "subjectAltName=" + names],
         )
+        names_file.write_text(names)
     for who in CLIENTS:
         if not pki.client_cert(who).exists():
             _leaf(
