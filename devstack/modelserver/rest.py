@@ -178,7 +178,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _dispatch(self) -> None:
         try:
-            body = self._read_body() if self.command == "POST" else b""
+            body = self._read_body()  # always drain it, or a keep-alive connection desynchronises
         except (ValueError, OSError):
             self.close_connection = True
             reply = Reply(400, rest_json.error_body("Malformed request body").encode())

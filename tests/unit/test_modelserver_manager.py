@@ -161,3 +161,16 @@ def test_unknown_model_and_version_are_not_found_with_tf_serving_messages(tmp_pa
         manager.status("digits", 3)
     with pytest.raises(ServingError, match="Unrecognized servable version label: canary"):
         manager.resolve_label("digits", "canary")
+
+
+def test_reloading_a_config_without_the_model_unloads_it(tmp_path: Path) -> None:
+    manager = _manager(_base(tmp_path, [1]), FakeLoader())
+    manager.start()
+    try:
+        assert manager.wait_until_settled(10)
+        manager.reload([])
+        assert _states(manager) == {1: END}
+        with pytest.raises(ServingError, match=r"Latest\(digits\)"):
+            manager.servable("digits")
+    finally:
+        manager.stop()
