@@ -40,6 +40,7 @@ SERVICE_CIDR = "127.255.0.0/17"
 SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc.cluster.local"
 POD_RUNNER_NODE = "devstack-node"
 READY_TIMEOUT = 120.0
+CONFIG_REVISION = 1
 # Stopped in reverse: whatever depends on the API server goes first, etcd last.
 START_ORDER = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "podrunner", "prometheus", "kwok")
 CONTROLLERS = [
@@ -274,6 +275,11 @@ def _owned_and_alive(record: ClusterRecord, name: str) -> bool:
     return bool(cmdline) and cmdline[0].decode(errors="replace") == executable
 
 
+def config_fingerprint() -> str:
+    """Everything about how `up` configures a cluster that a test may depend on; bump CONFIG_REVISION by hand."""
+    return f"r{CONFIG_REVISION} {build.K8S_VERSION} {SERVICE_CIDR} {','.join(CONTROLLERS)}"
+
+
 def is_running(state: StateDir, patience: float = 30.0) -> bool:
     """True if every control-plane process lives and /readyz answers OK within ``patience`` seconds.
 
@@ -362,9 +368,14 @@ def up(
     with state.locked():
         existing = state.read()
         if existing is not None and is_running(state):
-            _say(f"already running: {existing.api_server} (kubeconfig {existing.kubeconfig})")
-            _start_addons(existing, state, podrunner, prometheus, only_missing=True)
-            return existing
+            outdated = existing.fingerprint != config_fingerprint()
+            if not outdated or state.live_users():
+                if outdated:
+                    _warn("this devstack was started by older devstack code; in use, so reused: `down` and `up` it")
+                _say(f"already running: {existing.api_server} (kubeconfig {existing.kubeconfig})")
+                _start_addons(existing, state, podrunner, prometheus, only_missing=True)
+                return existing
+            _say("the running devstack was configured by older devstack code and nobody uses it: restarting it")
         if existing is not None:
             _say("a previous devstack is partly running or stale: stopping what is left of it first")
             _stop_all(existing, state)
@@ -399,7 +410,13 @@ def _up_locked(
     admin = kubeconfig.write(state.admin_kubeconfig, certs, pki.ADMIN, server)
     kcm_config = kubeconfig.write(state.root / "controller-manager.kubeconfig", certs, pki.CONTROLLER_MANAGER, server)
     scheduler_config = kubeconfig.write(state.root / "scheduler.kubeconfig", certs, pki.SCHEDULER, server)
-    record = ClusterRecord(api_server=server, kubeconfig=str(admin), ports=vars(ports).copy(), started_by=started_by)
+    record = ClusterRecord(
+        api_server=server,
+        kubeconfig=str(admin),
+        ports=vars(ports).copy(),
+        started_by=started_by,
+        fingerprint=config_fingerprint(),
+    )
     try:
         _start(record, state, "etcd", _etcd_argv(state, ports))
         _start(record, state, "kube-apiserver", _apiserver_argv(state, ports, certs))

@@ -40,6 +40,9 @@ class ClusterRecord:
     ports: dict[str, int] = field(default_factory=dict)
     started_by: str = "cli"
     ready_seconds: float | None = None
+    # What the cluster was configured as (devstack.cluster.config_fingerprint), so a devstack left running
+    # by older code is recognised and restarted instead of silently reused.
+    fingerprint: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -51,6 +54,7 @@ class ClusterRecord:
             "ports": self.ports,
             "startedBy": self.started_by,
             "readySeconds": self.ready_seconds,
+            "fingerprint": self.fingerprint,
         }
 
     @classmethod
@@ -64,7 +68,18 @@ class ClusterRecord:
             ports={str(k): int(v) for k, v in data.get("ports", {}).items()},
             started_by=str(data.get("startedBy", "cli")),
             ready_seconds=data.get("readySeconds"),
+            fingerprint=str(data.get("fingerprint", "")),
         )
+
+
+def _pid_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 @dataclass(frozen=True)
@@ -95,6 +110,13 @@ class StateDir:
     def users(self) -> Path:
         """One file per live test session using this cluster, so the last one out stops it."""
         return self.root / "users"
+
+    def live_users(self) -> list[Path]:
+        """The registered test sessions, other than this process, whose process still exists."""
+        if not self.users.exists():
+            return []
+        me = str(os.getpid())
+        return [p for p in self.users.iterdir() if p.name.isdigit() and p.name != me and _pid_exists(int(p.name))]
 
     def log(self, component: str) -> Path:
         return self.logs / f"{component}.log"

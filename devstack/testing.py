@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 
 import yaml
 
-from devstack import build, cluster, processes
+from devstack import build, cluster
 from devstack.state import StateDir, default_state_dir
 
 T = TypeVar("T")
@@ -196,7 +196,7 @@ def session_cluster(state: StateDir | None = None) -> Iterator[Cluster]:
 def _leave(state: StateDir, me: Path) -> None:
     with state.locked():
         me.unlink(missing_ok=True)
-        others = [p for p in state.users.glob("*") if p.name.isdigit() and processes.alive(int(p.name))]
+        others = state.live_users()
         for stale in set(state.users.glob("*")) - set(others):
             stale.unlink(missing_ok=True)
         record = state.read()

@@ -42,6 +42,15 @@ def test_up_twice_is_idempotent_and_down_stops_every_recorded_process(tmp_path: 
         status = _devstack(state_dir, "status")
         assert status.returncode == 0
         assert "readyz" in status.stdout and "200" in status.stdout
+
+        # A devstack configured by older code is restarted, not silently reused, when nobody uses it.
+        record["fingerprint"] = "configured by an older devstack"
+        record_path.write_text(json.dumps(record))
+        third = _devstack(state_dir, "up", "--no-podrunner", "--no-prometheus")
+        assert third.returncode == 0, third.stdout + third.stderr
+        assert "older devstack code" in third.stdout
+        assert not any(processes.alive(pid) for pid in pids.values())
+        pids = json.loads(record_path.read_text())["pids"]
     finally:
         down = _devstack(state_dir, "down")
     assert down.returncode == 0, down.stderr
