@@ -158,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         server = ModelServer(flags)
         server.start()
-    except (ServingError, OSError) as error:
+    except (ServingError, OSError, RuntimeError) as error:  # grpc raises RuntimeError when it cannot bind
         log.error("Failed to start server. Error: %s", error)
         return 1
     log.info("Ports open %.2f s after start", time.monotonic() - started)
@@ -170,8 +170,13 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    if server.manager.wait_until_settled(timeout=600):
-        log.info("Initial loads settled %.2f s after start", time.monotonic() - started)
+
+    def report_settled() -> None:
+        if server.manager.wait_until_settled(timeout=3600):
+            log.info("Initial loads settled %.2f s after start", time.monotonic() - started)
+
+    # Off the main thread: a SIGTERM must be honoured even while a load is still being retried.
+    threading.Thread(target=report_settled, name="settled", daemon=True).start()
     stopping.wait()
     server.stop()
     return 0
