@@ -108,7 +108,8 @@ def _single_number(result: Any, role: str) -> float:
     elif isinstance(result, list) and len(result) == 1 and isinstance(result[0], dict):
         raw = result[0].get("value", [None, None])[1]
     elif isinstance(result, list) and not result:
-        raise _NoValue(f"no data: the {role} query matched no series in the window")
+        hint = " (if zero is a valid count, end the query with `or vector(0)`)" if role == "numerator" else ""
+        raise _NoValue(f"no data: the {role} query matched no series in the window{hint}")
     elif isinstance(result, list):
         raise _NoValue(f"the {role} query returned {len(result)} series; aggregate it to one number (sum(...))")
     else:
