@@ -8,11 +8,24 @@ running in the state directory.  See devstack/testing.py.
 
 from __future__ import annotations
 
+import signal
+import threading
 from collections.abc import Generator, Iterator
+from types import FrameType
 
 import pytest
 
 from devstack.testing import Cluster, fresh_namespace, session_cluster
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Treat SIGTERM (``timeout pytest ...``, a CI cancel) like Ctrl-C, so session fixtures still stop the devstack."""
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _interrupt)
 
 
 @pytest.fixture(scope="session")
