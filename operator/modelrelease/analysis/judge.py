@@ -167,10 +167,9 @@ def _usable_baseline(metric: MetricSpec, baseline: Observation | None) -> tuple[
 
 def judge(metric: MetricSpec, candidate: Observation, baseline: Observation | None) -> MetricResult:
     """The verdict on one metric for one check; ``baseline`` is None when there is no stable version."""
-    if isinstance(candidate, Unmeasured):
-        baseline_value = baseline.value if isinstance(baseline, Measurement) else None
-        return _result(metric, "inconclusive", candidate.reason, None, baseline_value, None)
     baseline_value = baseline.value if isinstance(baseline, Measurement) else None
+    if isinstance(candidate, Unmeasured):
+        return _result(metric, "inconclusive", candidate.reason, None, baseline_value, None)
     shortage = _shortage(metric, candidate, "candidate")
     if shortage is not None:
         value = candidate.value if math.isfinite(candidate.value) else None
@@ -202,7 +201,9 @@ def judge(metric: MetricSpec, candidate: Observation, baseline: Observation | No
     else:
         verdict = "pass"
         reasons = [check.reason for check in checks]
-    message = "; ".join(reasons + notes) + f" ({candidate.samples} samples)" * (candidate.samples is not None)
+    message = "; ".join(reasons + notes)
+    if candidate.samples is not None:
+        message += f" ({candidate.samples} samples)"
     return _result(metric, verdict, message, candidate.value, baseline_value, candidate.samples)
 
 

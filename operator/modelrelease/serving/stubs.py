@@ -68,27 +68,26 @@ def _submodule_loader(package: str) -> Callable[[str], types.ModuleType]:
     def load_submodule(attribute: str) -> types.ModuleType:
         if attribute.startswith("__"):
             raise AttributeError(attribute)
+        name = f"{package}.{attribute}"
         try:
-            return importlib.import_module(f"{package}.{attribute}")
+            return importlib.import_module(name)
         except ModuleNotFoundError as missing:
+            if missing.name != name:
+                raise
             raise ImportError(
-                f"{package}.{attribute} is not vendored in modelrelease/serving/_tfprotos; "
+                f"{name} is not vendored in modelrelease/serving/_tfprotos; "
                 "run python -m modelrelease.serving._tfprotos.regenerate"
             ) from missing
 
     return load_submodule
 
 
-def _load(name: str) -> Any:
-    return importlib.import_module(name)
-
-
 def _load_all() -> dict[str, Any]:
     if "tensorflow" in sys.modules:
-        return {name: _load(name) for name in STUB_MODULES}
+        return {name: importlib.import_module(name) for name in STUB_MODULES}
     stand_ins = _install_stand_ins()
     try:
-        return {name: _load(name) for name in STUB_MODULES}
+        return {name: importlib.import_module(name) for name in STUB_MODULES}
     finally:
         for name in stand_ins:
             del sys.modules[name]
