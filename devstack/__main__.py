@@ -1,4 +1,4 @@
-"""`python -m devstack setup|up|down|status|env|logs`."""
+"""`python -m devstack setup|bench|up|down|status|env|logs`."""
 
 from __future__ import annotations
 
