@@ -123,8 +123,28 @@ def ready_endpoints(
     return sorted(found.values(), key=lambda e: (e.host, e.port))
 
 
+def endpoints_from_pods(selector: Mapping[str, str], pods: list[dict[str, Any]], port: int) -> list[Endpoint]:
+    """What the EndpointSlice controller would publish for a Service with ``selector``: its Ready pods' IPs."""
+    found = []
+    for pod in pods:
+        metadata, status = pod.get("metadata") or {}, pod.get("status") or {}
+        labels = metadata.get("labels") or {}
+        if not selector or any(labels.get(key) != value for key, value in selector.items()):
+            continue
+        ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
+        if ready and status.get("podIP") and not metadata.get("deletionTimestamp"):
+            found.append(Endpoint(status["podIP"], port, metadata.get("name", ""), dict(labels)))
+    return sorted(found, key=lambda e: (e.host, e.port))
+
+
 class EndpointSliceSource:
-    """Reads a namespace's EndpointSlices (and the pods behind them) through the API, refreshed every ``ttl``."""
+    """Reads a namespace's EndpointSlices (and the pods behind them) through the API, refreshed every ``ttl``.
+
+    When a Service has no EndpointSlice with endpoints at all, the endpoints
+    are computed from its selector and the pods' readiness, as the
+    EndpointSlice controller computes them: an unpatched kube-apiserver refuses
+    EndpointSlice addresses in 127.0.0.0/8, which is where devstack's pods live.
+    """
 
     def __init__(self, api_client: Any, namespace: str, port: int, ttl: float = 1.0) -> None:
         from kubernetes import client
@@ -149,5 +169,9 @@ class EndpointSliceSource:
         )
         raw = [self._api_client.sanitize_for_serialization(item) for item in slices.items]
         pods = self._api_client.sanitize_for_serialization(self._core.list_namespaced_pod(self._namespace))
-        labels = {pod["metadata"]["name"]: pod["metadata"].get("labels") or {} for pod in pods.get("items") or []}
-        return ready_endpoints(raw, self._port, labels)
+        items = pods.get("items") or []
+        if any(s.get("endpoints") for s in raw):
+            labels = {pod["metadata"]["name"]: pod["metadata"].get("labels") or {} for pod in items}
+            return ready_endpoints(raw, self._port, labels)
+        spec = self._core.read_namespaced_service(service, self._namespace).spec
+        return endpoints_from_pods(spec.selector or {}, items, self._port)

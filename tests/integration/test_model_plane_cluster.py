@@ -18,6 +18,7 @@ import pytest
 from devstack import models, prometheus
 from devstack.testing import Cluster, fresh_namespace, wait_for
 from devstack.traffic import TrafficConfig, running
+from devstack.traffic.endpoints import EndpointSliceSource
 from devstack.traffic.kube import resolver_for_service
 
 pytestmark = pytest.mark.cluster
@@ -64,6 +65,8 @@ def manifests(version: int) -> list[dict[str, Any]]:
             f"--model_base_path=/models/{RELEASE}",
             "--model_config_file=/etc/modelrelease/models.config",
             "--monitoring_config_file=/etc/modelrelease/monitoring.config",
+            # TF Serving retries a failed load 5 times a minute apart; the corrupt v4 should fail now.
+            "--max_num_load_retries=0",
         ],
         "ports": [{"name": "grpc", "containerPort": GRPC_PORT}, {"name": "http", "containerPort": REST_PORT}],
         "readinessProbe": {
@@ -180,22 +183,18 @@ def test_pods_are_ready_only_once_their_model_is_available(plane: tuple[Cluster,
     def v4_reports_its_failed_load() -> dict[str, Any] | None:
         (pod,) = pods(cluster, namespace, 4)
         status = rest_status(pod)
-        return pod if status is not None and status.get("model_version_status") else None
+        states = [entry["state"] for entry in (status or {}).get("model_version_status") or []]
+        return pod if states and states[0] in ("END", "AVAILABLE") else None
 
     broken = wait_for(v4_reports_its_failed_load, timeout=120, interval=1, message="v4 reporting its model status")
     (entry,) = rest_status(broken)["model_version_status"]  # type: ignore[index]
     assert entry["state"] == "END" and entry["status"]["error_code"] != "OK"
     assert not is_ready(pods(cluster, namespace, 4)[0])
-    slices = cluster.get("endpointslices", namespace=namespace, selector=f"kubernetes.io/service-name={RELEASE}")
-    ready = {
-        address
-        for s in slices
-        for endpoint in s.get("endpoints") or []
-        if (endpoint.get("conditions") or {}).get("ready")
-        for address in endpoint["addresses"]
-    }
-    assert broken["status"].get("podIP") not in ready
-    assert len(ready) == sum(REPLICAS[v] for v in (1, 2, 3))
+    # What the data plane would route to: the Service's ready endpoints, without the broken pod.
+    source = EndpointSliceSource(cluster.api_client(), namespace, GRPC_PORT)
+    routed = {endpoint.host for endpoint in source.endpoints(RELEASE)}
+    assert broken["status"].get("podIP") not in routed
+    assert len(routed) == sum(REPLICAS[v] for v in (1, 2, 3))
 
 
 def test_prometheus_sees_serving_request_counts_per_pod_with_version_and_release(

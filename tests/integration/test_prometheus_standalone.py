@@ -90,3 +90,48 @@ def test_config_keeps_only_annotated_running_pods_and_copies_release_labels(tmp_
     keep = [rule["source_labels"][0] for rule in pods["relabel_configs"] if rule.get("action") == "keep"]
     assert "__meta_kubernetes_pod_annotation_prometheus_io_scrape" in keep
     assert config["global"]["scrape_interval"] == "1s"
+
+
+def test_without_the_kubernetes_sd_plugin_pods_come_from_discovery_files_with_the_same_relabelling(
+    tmp_path: Path,
+) -> None:
+    native = prometheus.config(tmp_path, tmp_path / "kubeconfig", native_kubernetes_sd=True)
+    emulated = prometheus.config(tmp_path, tmp_path / "kubeconfig", native_kubernetes_sd=False)
+    native_pods, emulated_pods = (
+        next(job for job in c["scrape_configs"] if job["job_name"] == prometheus.POD_SCRAPE_JOB)
+        for c in (native, emulated)
+    )
+    assert emulated_pods["relabel_configs"] == native_pods["relabel_configs"]
+    assert emulated_pods["file_sd_configs"][0]["files"] == [str(prometheus.discovered_dir(tmp_path) / "*.json")]
+
+
+def test_discovered_pod_targets_carry_the_meta_labels_kubernetes_sd_would_give() -> None:
+    pod = {
+        "metadata": {
+            "name": "digits-v2-abc",
+            "namespace": "ml",
+            "uid": "u1",
+            "labels": {"modelrelease.io/version": "2", "modelrelease.io/release": "digits"},
+            "annotations": {"prometheus.io/scrape": "true", "prometheus.io/port": "8501"},
+            "ownerReferences": [{"kind": "ReplicaSet", "name": "digits-v2", "controller": True}],
+        },
+        "spec": {
+            "nodeName": "devstack",
+            "containers": [
+                {"name": "serving", "ports": [{"name": "grpc", "containerPort": 8500}, {"containerPort": 8501}]}
+            ],
+        },
+        "status": {"podIP": "127.1.0.9", "phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]},
+    }
+    pending = {"metadata": {"name": "p", "namespace": "ml"}, "spec": {"containers": [{"name": "c"}]}, "status": {}}
+    groups = prometheus.pod_target_groups([pod, pending])
+    assert [g["targets"] for g in groups] == [["127.1.0.9:8500"], ["127.1.0.9:8501"]]
+    labels = groups[0]["labels"]
+    assert labels["__meta_kubernetes_pod_label_modelrelease_io_version"] == "2"
+    assert labels["__meta_kubernetes_pod_labelpresent_modelrelease_io_release"] == "true"
+    assert labels["__meta_kubernetes_pod_annotation_prometheus_io_scrape"] == "true"
+    assert labels["__meta_kubernetes_namespace"] == "ml"
+    assert labels["__meta_kubernetes_pod_phase"] == "Running"
+    assert labels["__meta_kubernetes_pod_ready"] == "true"
+    assert labels["__meta_kubernetes_pod_controller_name"] == "digits-v2"
+    assert labels["__meta_kubernetes_pod_container_port_name"] == "grpc"

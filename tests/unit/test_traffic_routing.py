@@ -7,7 +7,13 @@ from typing import Any
 
 import pytest
 
-from devstack.traffic.endpoints import Endpoint, NonLoopbackAddress, StaticEndpoints, ready_endpoints
+from devstack.traffic.endpoints import (
+    Endpoint,
+    NonLoopbackAddress,
+    StaticEndpoints,
+    endpoints_from_pods,
+    ready_endpoints,
+)
 from devstack.traffic.routing import (
     HTTPRouteResolver,
     NoRoute,
@@ -225,3 +231,23 @@ def test_missing_route_object_has_no_route() -> None:
         HTTPRouteResolver(SOURCE, lambda: None).resolve({}, random.Random(0))
     with pytest.raises(NoRoute, match="does not exist"):
         VirtualServiceResolver(SOURCE, lambda: None).resolve({}, random.Random(0))
+
+
+def test_service_endpoints_from_pods_are_the_ready_pods_its_selector_picks() -> None:
+    def pod(name: str, ip: str, version: str, ready: bool, deleting: bool = False) -> dict[str, Any]:
+        metadata: dict[str, Any] = {"name": name, "labels": {"app": "digits", "modelrelease.io/version": version}}
+        if deleting:
+            metadata["deletionTimestamp"] = "2026-01-01T00:00:00Z"
+        condition = {"type": "Ready", "status": "True" if ready else "False"}
+        return {"metadata": metadata, "status": {"podIP": ip, "conditions": [condition]}}
+
+    pods = [
+        pod("a", "127.0.20.1", "1", ready=True),
+        pod("b", "127.0.20.2", "2", ready=False),
+        pod("c", "127.0.20.3", "2", ready=True, deleting=True),
+        pod("d", "127.0.20.4", "2", ready=True),
+    ]
+    found = endpoints_from_pods({"app": "digits"}, pods, 8500)
+    assert [(e.host, e.version) for e in found] == [("127.0.20.1", "1"), ("127.0.20.4", "2")]
+    assert [e.pod for e in endpoints_from_pods({"modelrelease.io/version": "2"}, pods, 8500)] == ["d"]
+    assert endpoints_from_pods({}, pods, 8500) == []
