@@ -150,7 +150,9 @@ def test_the_router_verdict_on_reaching_the_weight_is_trusted() -> None:
     assert world.status.stage is not None and world.status.stage.name == "canary"
     world.route_reached = True
     world.step()
-    assert world.status.stage is not None and world.status.stage.name == "full"
+    # Canary completes; the full stage needs no checks (nothing to compare with), so it promotes.
+    assert [entry.outcome for entry in world.status.history[-3:]] == ["StageCompleted", "StageCompleted", "Promoted"]
+    assert world.status.stable_version == 2
 
 
 def test_analysis_is_requested_once_per_interval() -> None:
@@ -245,3 +247,18 @@ def test_a_restarted_operator_resumes_from_status_alone() -> None:
     for _ in range(6):
         assert twin.step().actions == world.step().actions
     assert twin.status == world.status
+
+
+def test_full_stage_honours_min_checks_when_the_user_asks_for_them() -> None:
+    stages = [{"name": "canary", "weight": 20}, {"name": "full", "weight": 100, "minChecks": 2}]
+    world = stable_world(make_spec(1, stages=stages, analysis={"interval": "30s", "minChecks": 1}))
+    world.set_version(2)
+    stages_seen = []
+    for _ in range(20):
+        world.step(30)
+        if world.status.stage is not None:
+            stages_seen.append((world.status.stage.name, world.status.analysis.passed))
+    full_passes = [passed for name, passed in stages_seen if name == "full"]
+    assert full_passes, stages_seen
+    assert world.status.stable_version == 2
+    assert max(full_passes) >= 1  # checks ran at the full stage before promotion

@@ -23,9 +23,18 @@ def has_traffic(stage: Stage) -> bool:
 
 
 def required_checks(ctx: Pass, stage: Stage) -> int:
-    if not has_traffic(stage):
+    """Passing checks a stage needs; the full stage (weight 100) needs none unless it asks.
+
+    At 100% the stable version serves nobody, so every metric that compares
+    with it is inconclusive and the stage would stall forever; the candidate
+    was judged against the stable version in the stages before, and reaching
+    100% is the promotion itself.
+    """
+    if stage.min_checks is not None:
+        return stage.min_checks if has_traffic(stage) else 0
+    if not has_traffic(stage) or stage.weight == 100:
         return 0
-    return stage.min_checks if stage.min_checks is not None else ctx.spec.analysis.min_checks
+    return ctx.spec.analysis.min_checks
 
 
 def advance_candidate(ctx: Pass) -> None:
