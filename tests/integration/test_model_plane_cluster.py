@@ -8,6 +8,8 @@ ConfigMap, exactly as the operator writes them; every test reads it.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -277,3 +279,31 @@ def test_outcome_counter_gives_each_versions_held_out_accuracy(plane: tuple[Clus
     for version, value in measured.items():
         assert value == pytest.approx(expected[version], abs=0.02)
     assert measured[2] > measured[1] > measured[3] + 0.1
+
+
+def test_cli_sends_through_the_service_and_leaves_no_prometheus_target_behind(
+    plane: tuple[Cluster, str, dict[str, float]],
+) -> None:
+    cluster, namespace, _ = plane
+    job = f"cli-{namespace}"
+    argv = [
+        sys.executable,
+        "-m",
+        "devstack.traffic",
+        f"--kubeconfig={cluster.kubeconfig}",
+        f"--namespace={namespace}",
+        f"--service={RELEASE}",
+        "--rate=50",
+        "--duration=3",
+        "--header=x-cohort=b",
+        "--header-share=0.5",
+        f"--register-prometheus={cluster.state_dir}",
+        f"--job={job}",
+    ]
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stderr[-2000:]
+    summary = json.loads(result.stdout)
+    assert summary["sent"] == 150
+    assert summary["codes"] == {"OK": 150}
+    assert set(summary["versions"]) <= {"1", "2", "3"}
+    assert not list(prometheus.targets_dir(cluster.state_dir).glob(f"{job}-*.json"))

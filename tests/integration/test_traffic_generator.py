@@ -1,7 +1,7 @@
 """The traffic generator against real gRPC servers and a real Prometheus: the metric contract holds end to end.
 
-The servers here are tiny PredictionServices (the real tensorflow_serving
-stubs) whose answers are known in advance: each input encodes its label, and
+The servers here are tiny PredictionServices (TF Serving's generated stubs,
+loaded the operator's TensorFlow-free way) whose answers are known in advance: each input encodes its label, and
 version "3" gets a fixed, known subset wrong.  So every count the generator
 exports can be checked exactly, and the PromQL in docs/metrics.md with it.
 """
@@ -18,11 +18,10 @@ from typing import Any, TypeVar
 import grpc
 import numpy as np
 import pytest
-from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
-from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
 from devstack import prometheus
 from devstack.traffic import Endpoint, ServiceResolver, StaticEndpoints, TrafficConfig, running
+from modelrelease.serving.stubs import predict_pb2, prediction_service_pb2_grpc, types_pb2
 
 T = TypeVar("T")
 N_SAMPLES = 200
@@ -63,13 +62,10 @@ class KnownAnswers(prediction_service_pb2_grpc.PredictionServiceServicer):  # ty
         response = predict_pb2.PredictResponse()
         response.model_spec.name = request.model_spec.name
         response.model_spec.version.value = self.version
-        response.outputs["classes"].CopyFrom(
-            tensor_pb2.TensorProto(
-                dtype=types_pb2.DT_INT64,
-                tensor_shape=tensor_shape_pb2.TensorShapeProto(dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=1)]),
-                int64_val=[predicted],
-            )
-        )
+        classes = response.outputs["classes"]
+        classes.dtype = types_pb2.DT_INT64
+        classes.tensor_shape.dim.add(size=1)
+        classes.int64_val.append(predicted)
         return response
 
 
