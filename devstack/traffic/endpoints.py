@@ -174,4 +174,4 @@ class EndpointSliceSource:
             labels = {pod["metadata"]["name"]: pod["metadata"].get("labels") or {} for pod in items}
             return ready_endpoints(raw, self._port, labels)
         spec = self._core.read_namespaced_service(service, self._namespace).spec
-        return endpoints_from_pods(spec.selector or {}, items, self._port)
+        return endpoints_from_pods((spec.selector if spec else None) or {}, items, self._port)

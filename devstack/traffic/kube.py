@@ -21,7 +21,7 @@ VIRTUALSERVICE_VERSIONS = (
 def api_client(kubeconfig: Path) -> Any:
     from kubernetes import config
 
-    return config.new_client_from_config(config_file=str(kubeconfig))
+    return config.new_client_from_config(config_file=str(kubeconfig))  # type: ignore[no-untyped-call]
 
 
 def _get_object(client: Any, group: str, version: str, plural: str, namespace: str, name: str) -> Any:
