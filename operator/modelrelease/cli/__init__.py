@@ -1,23 +1,30 @@
-"""The `modelrelease` command and the `kubectl modelrelease` plugin."""
+"""The ``modelrelease`` command (``run`` starts the operator) and the ``kubectl modelrelease`` plugin."""
 
 from __future__ import annotations
 
 import sys
 
-_HELP = """modelrelease: stage TensorFlow Serving model rollouts on Kubernetes.
-
-Commands arrive with the CLI issue: run (start the operator), status,
-approve, promote, abort, retry.  Today: `modelrelease --help`.
-"""
+from modelrelease.cli.app import app
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of `modelrelease` (a stub until the CLI issue lands)."""
+    """Entry point of ``modelrelease``; returns the exit code instead of exiting, so tests can call it."""
     args = sys.argv[1:] if argv is None else argv
-    print(_HELP, end="")
-    return 0 if not args or args[0] in {"-h", "--help", "help"} else 2
+    try:
+        app(args=args, prog_name="modelrelease", standalone_mode=False)
+    except SystemExit as exit_:
+        return int(exit_.code or 0)
+    except Exception as error:  # click's usage errors carry their own exit code
+        code = getattr(error, "exit_code", None)
+        if code is None:
+            raise
+        show = getattr(error, "show", None)
+        if callable(show):
+            show()
+        return int(code)
+    return 0
 
 
 def kubectl_plugin() -> int:
-    """Entry point of `kubectl modelrelease` (kubectl finds it on PATH by name)."""
+    """Entry point of ``kubectl modelrelease`` (kubectl finds it on PATH by name); the same commands."""
     return main()

@@ -29,6 +29,10 @@ MERGE = "application/merge-patch+json"
 Manifest = dict[str, Any]
 
 
+def label_selector(selector: dict[str, str]) -> str:
+    return ",".join(f"{key}={value}" for key, value in sorted(selector.items()))
+
+
 class StatusConflict(Exception):
     """The release changed since it was read; the caller re-reads and decides again."""
 
@@ -82,10 +86,43 @@ class Kube:
                 return None
             raise
 
+    async def delete_config_map(self, namespace: str, name: str) -> None:
+        try:
+            await self.core.delete_namespaced_config_map(name, namespace)
+        except ApiException as error:
+            if error.status != 404:
+                raise
+
+    async def list_deployments(self, namespace: str, selector: dict[str, str]) -> list[Any]:
+        found = await self.apps.list_namespaced_deployment(namespace, label_selector=label_selector(selector))
+        return list(found.items)
+
+    async def list_replica_sets(self, namespace: str, selector: dict[str, str]) -> list[Any]:
+        found = await self.apps.list_namespaced_replica_set(namespace, label_selector=label_selector(selector))
+        return list(found.items)
+
     async def list_pods(self, namespace: str, selector: dict[str, str]) -> list[Any]:
-        label_selector = ",".join(f"{key}={value}" for key, value in sorted(selector.items()))
-        pods = await self.core.list_namespaced_pod(namespace, label_selector=label_selector)
+        pods = await self.core.list_namespaced_pod(namespace, label_selector=label_selector(selector))
         return list(pods.items)
+
+    async def read_service(self, namespace: str, name: str) -> Any | None:
+        try:
+            return await self.core.read_namespaced_service(name, namespace)
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+
+    async def get_release(self, namespace: str, name: str) -> Manifest | None:
+        """The release as stored now (with its resourceVersion), or None once it is gone."""
+        try:
+            found = await self.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+        release: Manifest = found
+        return release
 
     async def read_config_map(self, namespace: str, name: str) -> dict[str, str] | None:
         try:

@@ -207,15 +207,19 @@ def build_service(owner: Owner, name: str, version: int | None) -> Manifest:
     }
 
 
-def build_services(owner: Owner, stable: int | None, candidate: int | None) -> list[Manifest]:
-    """``<name>`` (all versions), ``<name>-stable`` and ``<name>-canary``.
+def build_services(
+    owner: Owner, stable: int | None, candidate: int | None, main_version: int | None = None
+) -> list[Manifest]:
+    """``<name>`` (all versions, or only ``main_version``), ``<name>-stable`` and ``<name>-canary``.
 
     A role Service with no version to point at selects nothing (a version
     label no pod carries) rather than being deleted, so clients that resolve
-    it see an empty endpoint list instead of NXDOMAIN.
+    it see an empty endpoint list instead of NXDOMAIN.  ``main_version`` is
+    how the replicas router keeps a ready candidate out of user traffic
+    before its stage allows any (the smoke test runs on a Ready pod).
     """
     return [
-        build_service(owner, owner.name, None),
+        build_service(owner, owner.name, main_version),
         build_service(owner, f"{owner.name}-stable", stable if stable is not None else 0),
         build_service(owner, f"{owner.name}-canary", candidate if candidate is not None else 0),
     ]

@@ -1,0 +1,66 @@
+"""kopf wiring only: watch releases and their Deployments, and wake the release's task.
+
+Why ``@kopf.on.event`` and not create/update/resume handlers: those keep
+per-handler progress and a diff base on the object (kopf writes them into
+``status.kopf``, which this CRD's schema prunes, or into annotations, an
+extra write per change) and need a finalizer for timers and daemons.  The
+operator keeps all rollout state in its own status and is level-triggered,
+so it only needs to know *that* something changed:
+
+- the initial listing (kopf's event type None) is the resume of every
+  existing release after a restart, ADDED is a create, and a MODIFIED event
+  is an update when the generation moved past ``status.observedGeneration``
+  or a manual request annotation is present; the operator's own status
+  writes wake nothing;
+- a change to a Deployment the operator owns wakes its release (pods became
+  ready), so nothing waits for the next interval without reason;
+- DELETED stops the release's task; owner references remove its objects.
+
+Everything else (reading the world, the engine, applying, status) is in
+``reconcile``; the timing is in ``scheduler``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import kopf
+
+from modelrelease import GROUP, PLURAL, VERSION
+from modelrelease.kube.manifests import LABEL_MANAGED_BY, LABEL_RELEASE, MANAGED_BY
+from modelrelease.observe import read_requests
+from modelrelease.scheduler import Scheduler
+
+
+def wants_a_pass(event_type: str | None, body: Mapping[str, Any]) -> bool:
+    """Whether a watch event on a release can change what the operator should do."""
+    if event_type in (None, "ADDED"):
+        return True
+    metadata = body.get("metadata") or {}
+    status = body.get("status") or {}
+    if metadata.get("deletionTimestamp"):
+        return False
+    if metadata.get("generation") != status.get("observedGeneration"):
+        return True
+    return bool(read_requests(metadata.get("annotations")))
+
+
+@kopf.on.event(GROUP, VERSION, PLURAL)
+async def release_changed(type: str, body: kopf.Body, name: str, namespace: str | None, memo: Any, **_: Any) -> None:
+    scheduler: Scheduler = memo["scheduler"]
+    if namespace is None:
+        return
+    if type == "DELETED":
+        await scheduler.forget(namespace, name)
+    elif wants_a_pass(type, body):
+        scheduler.wake(namespace, name)
+
+
+@kopf.on.event("apps", "v1", "deployments", labels={LABEL_MANAGED_BY: MANAGED_BY, LABEL_RELEASE: kopf.PRESENT})
+async def deployment_changed(type: str, labels: Mapping[str, str], namespace: str | None, memo: Any, **_: Any) -> None:
+    scheduler: Scheduler = memo["scheduler"]
+    release = labels.get(LABEL_RELEASE)
+    # type is None for the initial listing: nothing changed, the release's own listing resumes it.
+    if type is not None and release and namespace is not None and scheduler.knows(namespace, release):
+        scheduler.wake(namespace, release)

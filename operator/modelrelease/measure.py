@@ -1,0 +1,87 @@
+"""The two measurements the engine asks for mid-pass: the smoke test and an analysis check.
+
+Neither raises for trouble in the world: a missing golden set, an
+unreachable pod or Prometheus all become results the engine can judge (a
+smoke error fails the candidate, an analysis without data is inconclusive),
+so one broken release never crashes the operator or stalls the others.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from modelrelease.analysis import AnalysisContext, PrometheusProvider, evaluate, promql_duration
+from modelrelease.api.spec import ModelReleaseSpec
+from modelrelease.api.status import MetricResult
+from modelrelease.engine.actions import RunAnalysis, RunSmoke
+from modelrelease.engine.observations import AnalysisResult, SmokeResult
+from modelrelease.kube.client import Kube
+from modelrelease.observe import VersionPods
+from modelrelease.serving import GoldenSet, GoldenSetError, run_smoke
+
+SMOKE_TIMEOUT = 30.0
+
+
+async def smoke_test(
+    kube: Kube, namespace: str, spec: ModelReleaseSpec, request: RunSmoke, pods: VersionPods | None
+) -> SmokeResult:
+    """Predict the golden set on one ready candidate pod, never through a Service (no user sees the answers)."""
+    version = request.version
+    if pods is None or not pods.ready_addresses:
+        return SmokeResult(version, 0.0, 0, error=f"no ready pod of v{version} to run the golden set on")
+    data = await kube.read_config_map(namespace, request.golden_set)
+    if data is None:
+        return SmokeResult(version, 0.0, 0, error=f"golden set ConfigMap {namespace}/{request.golden_set} not found")
+    try:
+        golden = GoldenSet.from_configmap_data(data)
+    except GoldenSetError as unusable:
+        return SmokeResult(version, 0.0, 0, error=f"golden set ConfigMap {request.golden_set}: {unusable}")
+    result = await run_smoke(pods.ready_addresses[0], spec.model.name, version, golden, timeout=SMOKE_TIMEOUT)
+    unanswered = None
+    if result.total and result.errors == result.total:
+        unanswered = f"no golden example got an answer: {result.first_error}"
+    return SmokeResult(version, result.accuracy, result.total, error=unanswered)
+
+
+class Analyzer:
+    """Runs analysis checks, one Prometheus client per address (connection pools are reused)."""
+
+    def __init__(self, default_address: str | None) -> None:
+        self.default_address = default_address
+        self._providers: dict[str, PrometheusProvider] = {}
+
+    def address_for(self, spec: ModelReleaseSpec) -> str | None:
+        configured = spec.analysis.prometheus.address
+        return str(configured) if configured else self.default_address
+
+    async def check(
+        self,
+        namespace: str,
+        release: str,
+        spec: ModelReleaseSpec,
+        request: RunAnalysis,
+        on_result: Callable[[MetricResult], None] = lambda _: None,
+    ) -> AnalysisResult:
+        address = self.address_for(spec)
+        metrics = spec.analysis.metrics
+        if address is None:
+            missing = (
+                "no Prometheus address: set spec.analysis.prometheus.address or the operator's --prometheus-address"
+            )
+            results = [MetricResult(name=m.name, verdict="inconclusive", message=missing) for m in metrics]
+        else:
+            provider = self._providers.get(address)
+            if provider is None:
+                provider = self._providers[address] = PrometheusProvider(address)
+            context = AnalysisContext(
+                model=spec.model.name,
+                namespace=namespace,
+                release=release,
+                interval=promql_duration(request.interval),
+                candidate_version=request.candidate_version,
+                baseline_version=request.baseline_version,
+            )
+            results = await evaluate(metrics, context, provider)
+        for result in results:
+            on_result(result)
+        return AnalysisResult(version=request.candidate_version, metrics=tuple(results))

@@ -1,0 +1,327 @@
+"""One reconcile pass of one release: read the world, ask the engine, measure if asked, write status, act.
+
+Why status is written before the actions are applied: the status patch is
+the one conflict-checked write (it carries the resourceVersion the pass
+read).  If another writer got there first the pass stops before touching
+anything, and the next pass decides again from fresh data; the actions are
+desired state recomputed from status every pass, so a crash after the
+status write is repaired by the next pass.  One-off actions (events,
+consumed requests) are lost in that crash, never duplicated.
+
+Why the engine is asked twice when measuring: the engine decides *whether*
+a smoke test or an analysis check is due; the measurement is I/O, so the
+handler runs it and asks again with the result (``Decision.followed_by``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from kubernetes_asyncio.client.exceptions import ApiException
+from pydantic import ValidationError
+
+from modelrelease.api import InvalidRelease, ModelReleaseSpec, ModelReleaseStatus, Phase, parse_release
+from modelrelease.api.duration import parse_duration
+from modelrelease.api.status import Condition
+from modelrelease.apply import RouteIntent, apply_actions, route_intent
+from modelrelease.engine import (
+    Decision,
+    EngineSettings,
+    Observations,
+    RouteObservation,
+    RunAnalysis,
+    RunSmoke,
+    decide,
+)
+from modelrelease.engine.clock import format_time
+from modelrelease.engine.conditions import find_condition, set_condition
+from modelrelease.engine.phases import ACTIVE_PHASES
+from modelrelease.kube.client import Kube, Manifest, StatusConflict, describe_api_error
+from modelrelease.logs import set_rollout
+from modelrelease.measure import Analyzer, smoke_test
+from modelrelease.metrics import (
+    ANALYSIS_RESULTS,
+    PROMETHEUS_ERRORS,
+    PROMOTIONS,
+    RECONCILE_SECONDS,
+    ROLLBACKS,
+    STAGE_TRANSITIONS,
+)
+from modelrelease.observe import (
+    VersionPods,
+    current_pods,
+    deployment_states,
+    model_load,
+    read_deployments,
+    read_requests,
+)
+from modelrelease.routing.base import Router
+
+log = logging.getLogger("modelrelease.reconcile")
+
+VALID = "Valid"
+ROUTE_SUPPORTED = "RouteSupported"
+CONFLICT_RETRY = 0.5
+"""Seconds before re-reading a release whose status changed under the pass."""
+ERROR_RETRY = 5.0
+"""Seconds before retrying a pass the API server refused; the error is an event and a log line."""
+WAIT_POLL = 2.0
+"""Longest wait while pods start or the model loads, whatever the analysis interval."""
+
+
+@dataclass
+class OperatorContext:
+    """What every pass shares: the API client, the analyzer, the routers, the engine's knobs."""
+
+    kube: Kube
+    analyzer: Analyzer
+    routers: Mapping[str, Router]
+    settings: EngineSettings = field(default_factory=EngineSettings)
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class PassOutcome:
+    """What the scheduler needs: the phase for the gauge, and when to run again (None: only on a change)."""
+
+    phase: str | None
+    next_in: float | None
+
+
+async def reconcile(ctx: OperatorContext, namespace: str, name: str) -> PassOutcome:
+    started = time.monotonic()
+    outcome = "error"
+    try:
+        result = await _reconcile(ctx, namespace, name)
+        outcome = "ok"
+        return result
+    except StatusConflict:
+        outcome = "conflict"
+        log.info("status changed during the pass; deciding again from fresh data")
+        return PassOutcome(phase=None, next_in=CONFLICT_RETRY)
+    finally:
+        RECONCILE_SECONDS.labels(outcome=outcome).observe(time.monotonic() - started)
+
+
+async def _reconcile(ctx: OperatorContext, namespace: str, name: str) -> PassOutcome:
+    kube = ctx.kube
+    release = await kube.get_release(namespace, name)
+    if release is None or release["metadata"].get("deletionTimestamp"):
+        return PassOutcome(phase=None, next_in=None)
+    try:
+        parsed = parse_release(release)
+    except InvalidRelease as invalid:
+        await _report_unusable(kube, release, "InvalidSpec", f"the release cannot be acted on: {invalid}")
+        return PassOutcome(phase=None, next_in=None)
+    spec, status = parsed.spec, parsed.status
+    router = ctx.routers.get(spec.traffic.router)
+    if router is None:
+        supported = ", ".join(sorted(ctx.routers))
+        message = f"spec.traffic.router {spec.traffic.router} is not supported by this operator (it has: {supported})"
+        await _report_unusable(kube, release, "UnsupportedRouter", message)
+        return PassOutcome(phase=status.phase.value, next_in=None)
+    set_rollout(status.candidate_version, status.stage.name if status.stage else None)
+    generation = int(release["metadata"].get("generation") or 1)
+    now = ctx.clock()
+
+    observations, candidate_pods = await _observe(ctx, release, spec, status)
+    observations = await _observe_route(ctx, router, release, spec, status, observations, now, generation)
+    decision = decide(spec, status, observations, now, generation, ctx.settings)
+    decision = await _measure_if_asked(ctx, release, spec, observations, candidate_pods, decision, now, generation)
+
+    metadata = release["metadata"]
+    intent = route_intent(router, namespace, name, metadata["uid"], spec, decision.actions)
+    new_status = _with_operator_conditions(decision.status, intent, format_time(now), generation)
+    limitation_event = _limitation_news(status, new_status)
+    if new_status != status:
+        body = new_status.model_dump(by_alias=True, mode="json")
+        await kube.patch_status(namespace, name, metadata["resourceVersion"], body)
+    _count(status, new_status, decision)
+    set_rollout(new_status.candidate_version, new_status.stage.name if new_status.stage else None)
+    try:
+        await apply_actions(kube, router, release, spec, decision.actions, intent)
+        if limitation_event:
+            await kube.event(release, "Warning", "RouteDegraded", limitation_event)
+    except ApiException as error:
+        message = f"could not apply the release's objects: {describe_api_error(error)}"
+        log.warning(message)
+        await kube.event(release, "Warning", "ApplyFailed", message)
+        return PassOutcome(phase=new_status.phase.value, next_in=ERROR_RETRY)
+    return PassOutcome(phase=new_status.phase.value, next_in=next_pass_in(spec, new_status))
+
+
+def needs_polling(status: ModelReleaseStatus) -> bool:
+    """Whether anything can change without the release itself changing (pods starting, analysis due)."""
+    return (
+        status.phase in ACTIVE_PHASES
+        or status.phase == Phase.INITIALIZING
+        or status.retiring_version is not None
+        or status.observed_generation is None
+    )
+
+
+def next_pass_in(spec: ModelReleaseSpec, status: ModelReleaseStatus) -> float | None:
+    """Seconds until the next pass: the analysis interval while a rollout is judged, sooner while pods start."""
+    if not needs_polling(status):
+        return None
+    interval = parse_duration(spec.analysis.interval).total_seconds()
+    starting = status.phase == Phase.INITIALIZING or status.retiring_version is not None
+    waiting = status.candidate_version is not None and status.candidate_ready_at is None
+    return min(interval, WAIT_POLL) if starting or waiting else interval
+
+
+async def _observe(
+    ctx: OperatorContext, release: Manifest, spec: ModelReleaseSpec, status: ModelReleaseStatus
+) -> tuple[Observations, VersionPods | None]:
+    metadata = release["metadata"]
+    namespace, name = metadata["namespace"], metadata["name"]
+    deployments = await read_deployments(ctx.kube, namespace, name)
+    candidate = status.candidate_version
+    model = None
+    pods = None
+    if candidate is not None and candidate in deployments and status.phase in ACTIVE_PHASES:
+        pods = await current_pods(ctx.kube, namespace, name, deployments[candidate])
+        expected = int(deployments[candidate].spec.replicas or 0)
+        model = await model_load(spec.model.name, pods, expected)
+    observations = Observations(
+        deployments=deployment_states(deployments),
+        model=model,
+        requests=read_requests(metadata.get("annotations")),
+    )
+    return observations, pods
+
+
+async def _observe_route(
+    ctx: OperatorContext,
+    router: Router,
+    release: Manifest,
+    spec: ModelReleaseSpec,
+    status: ModelReleaseStatus,
+    observations: Observations,
+    now: datetime,
+    generation: int,
+) -> Observations:
+    """What the data plane does, judged against the route the current status asks for.
+
+    The route the status asks for is whatever the engine's desired state says
+    for it; a throw-away ``decide`` without a route observation gives it
+    (pure and cheap), so the handler never duplicates the engine's rules.
+    """
+    if status.stable_version is None:
+        return observations
+    probe = decide(spec, status, replace(observations, requests=()), now, generation, ctx.settings)
+    metadata = release["metadata"]
+    intent = route_intent(router, metadata["namespace"], metadata["name"], metadata["uid"], spec, probe.actions)
+    if intent is None:
+        return observations
+    state = await router.observe(intent.target, intent.plan)
+    return replace(
+        observations, route=RouteObservation(weight=state.weight, mirror=state.mirror, reached=state.reached)
+    )
+
+
+async def _measure_if_asked(
+    ctx: OperatorContext,
+    release: Manifest,
+    spec: ModelReleaseSpec,
+    observations: Observations,
+    candidate_pods: VersionPods | None,
+    decision: Decision,
+    now: datetime,
+    generation: int,
+) -> Decision:
+    follow_up = decision.follow_up()
+    metadata = release["metadata"]
+    namespace, name = metadata["namespace"], metadata["name"]
+    if isinstance(follow_up, RunSmoke):
+        smoke = await smoke_test(ctx.kube, namespace, spec, follow_up, candidate_pods)
+        log.info("smoke test of v%s: accuracy %.4f on %d examples", smoke.version, smoke.accuracy, smoke.count)
+        again = replace(observations, smoke=smoke, requests=())
+    elif isinstance(follow_up, RunAnalysis):
+        analysis = await ctx.analyzer.check(namespace, name, spec, follow_up, on_result=_count_result)
+        verdicts = ", ".join(f"{m.name}={m.verdict}" for m in analysis.metrics)
+        log.info("analysis of v%s against v%s: %s", analysis.version, follow_up.baseline_version, verdicts)
+        again = replace(observations, analysis=analysis, requests=())
+    else:
+        return decision
+    return decision.followed_by(decide(spec, decision.status, again, now, generation, ctx.settings))
+
+
+def _count_result(result: Any) -> None:
+    ANALYSIS_RESULTS.labels(metric=result.name, verdict=result.verdict).inc()
+    if result.verdict == "inconclusive" and "Prometheus" in (result.message or ""):
+        PROMETHEUS_ERRORS.inc()
+
+
+def _with_operator_conditions(
+    status: ModelReleaseStatus, intent: RouteIntent | None, stamp: str, generation: int
+) -> ModelReleaseStatus:
+    """The engine's status plus what only the handler knows: the spec parsed, and what the router can do."""
+    conditions = set_condition(status.conditions, VALID, "True", "SpecValid", "", stamp, generation)
+    limitation = intent.plan.limitation if intent is not None else ""
+    if limitation:
+        conditions = set_condition(
+            conditions, ROUTE_SUPPORTED, "False", "RouterLimitation", limitation, stamp, generation
+        )
+    elif find_condition(conditions, ROUTE_SUPPORTED) is not None:
+        conditions = set_condition(conditions, ROUTE_SUPPORTED, "True", "AsRequested", "", stamp, generation)
+    return status.model_copy(update={"conditions": conditions})
+
+
+def _limitation_news(before: ModelReleaseStatus, after: ModelReleaseStatus) -> str:
+    """The router's limitation when it is new (so the Warning event is posted once per stage, not every pass)."""
+    old = find_condition(before.conditions, ROUTE_SUPPORTED)
+    new = find_condition(after.conditions, ROUTE_SUPPORTED)
+    if new is None or new.status != "False":
+        return ""
+    stage_changed = (before.stage.name if before.stage else None) != (after.stage.name if after.stage else None)
+    if old is None or old.status != "False" or old.message != new.message or stage_changed:
+        where = f"stage {after.stage.name}: " if after.stage else ""
+        return where + new.message
+    return ""
+
+
+def _count(before: ModelReleaseStatus, after: ModelReleaseStatus, decision: Decision) -> None:
+    old_stage = (before.candidate_version, before.stage.name if before.stage else None)
+    new_stage = (after.candidate_version, after.stage.name if after.stage else None)
+    if after.stage is not None and new_stage != old_stage:
+        STAGE_TRANSITIONS.labels(stage=after.stage.name).inc()
+    for entry in after.history:
+        if entry in before.history:
+            continue
+        if entry.outcome == "Promoted":
+            PROMOTIONS.labels(reason=entry.reason).inc()
+        elif entry.outcome in ("RolledBack", "Aborted"):
+            ROLLBACKS.labels(reason=entry.reason).inc()
+
+
+async def _report_unusable(kube: Kube, release: Manifest, reason: str, message: str) -> None:
+    """A condition and one Warning event per generation; no retries until the release changes."""
+    metadata = release["metadata"]
+    generation = int(metadata.get("generation") or 1)
+    raw_status = release.get("status") or {}
+    raw_conditions = raw_status.get("conditions") or []
+    conditions: list[Condition] = []
+    for raw in raw_conditions:
+        with contextlib.suppress(ValidationError):
+            conditions.append(Condition.model_validate(raw))
+    previous = find_condition(conditions, VALID)
+    reported = previous is not None and previous.status == "False" and previous.observed_generation == generation
+    if reported and previous is not None and previous.message == message:
+        return
+    stamp = format_time(datetime.now(UTC))
+    conditions = set_condition(conditions, VALID, "False", reason, message, stamp, generation)
+    body = {
+        "conditions": [c.model_dump(by_alias=True, mode="json") for c in conditions],
+        "observedGeneration": generation,
+        "message": message,
+    }
+    log.warning(message)
+    await kube.patch_status(metadata["namespace"], metadata["name"], metadata["resourceVersion"], body)
+    await kube.event(release, "Warning", reason, message)

@@ -1,0 +1,121 @@
+"""Run the operator: kopf's watches, the per-release scheduler, the Lease, and the metrics endpoint, in one loop.
+
+Why kopf runs in standalone mode: two replicas are kept apart by the Lease
+(``leader``), which needs no CRD; kopf's own peering would need one.
+kopf's event posting is off because the operator posts its own, worded
+events; kopf's would only repeat its log lines on the release.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import kopf
+from kubernetes_asyncio import client, config
+
+from modelrelease import handlers as _handlers  # noqa: F401  (registers the kopf handlers)
+from modelrelease import metrics
+from modelrelease.kube.client import Kube
+from modelrelease.leader import LeaderElector, LeaseConfig
+from modelrelease.measure import Analyzer
+from modelrelease.reconcile import OperatorContext, PassOutcome, reconcile
+from modelrelease.routing.replicas import ReplicasRouter
+from modelrelease.scheduler import Scheduler
+
+log = logging.getLogger("modelrelease.operator")
+
+
+def default_identity() -> str:
+    """The pod name in a cluster (a restarted container takes its Lease straight back), else host and pid."""
+    return os.environ.get("POD_NAME") or f"{socket.gethostname()}-{os.getpid()}"
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    namespaces: Sequence[str] = ()
+    metrics_port: int = 8080
+    metrics_host: str = "127.0.0.1"
+    prometheus_address: str | None = None
+    kubeconfig: Path | None = None
+    lease_namespace: str = "default"
+    lease_name: str = "modelrelease-operator"
+    identity: str = field(default_factory=default_identity)
+    lease_duration: float = 15.0
+
+
+async def _api_client(kubeconfig: Path | None) -> client.ApiClient:
+    if kubeconfig is None and os.environ.get("KUBERNETES_SERVICE_HOST"):
+        config.load_incluster_config()  # type: ignore[no-untyped-call]
+        return client.ApiClient()
+    configuration = client.Configuration()
+    await config.load_kube_config(
+        config_file=str(kubeconfig) if kubeconfig else None, client_configuration=configuration
+    )
+    return client.ApiClient(configuration)
+
+
+async def run(settings: RunConfig, stop: asyncio.Event | None = None) -> None:
+    if settings.kubeconfig is not None:
+        # kopf logs in on its own (via the kubernetes client), which reads KUBECONFIG.
+        os.environ["KUBECONFIG"] = str(settings.kubeconfig)
+    api_client = await _api_client(settings.kubeconfig)
+    kube = Kube(api_client)
+    context = OperatorContext(
+        kube=kube, analyzer=Analyzer(settings.prometheus_address), routers={"replicas": ReplicasRouter(kube)}
+    )
+
+    async def one_pass(namespace: str, name: str) -> PassOutcome:
+        return await reconcile(context, namespace, name)
+
+    elector: LeaderElector | None = None
+    scheduler = Scheduler(one_pass, may_act=lambda: elector is not None and elector.is_leader())
+    elector = LeaderElector(
+        api_client,
+        LeaseConfig(
+            namespace=settings.lease_namespace,
+            name=settings.lease_name,
+            identity=settings.identity,
+            lease_duration=settings.lease_duration,
+            renew_period=max(1.0, settings.lease_duration / 3),
+        ),
+        on_elected=scheduler.wake_all,
+    )
+    ready = asyncio.Event()
+    stop_flag = stop or asyncio.Event()
+    runner = await metrics.serve(settings.metrics_port, healthy=ready.is_set, host=settings.metrics_host)
+    election = asyncio.create_task(elector.run(), name="lease")
+    kopf_settings = kopf.OperatorSettings()
+    kopf_settings.posting.enabled = False
+    log.info(
+        "starting: namespaces=%s prometheus=%s lease=%s/%s identity=%s",
+        ",".join(settings.namespaces) or "(all)",
+        settings.prometheus_address or "(per release)",
+        settings.lease_namespace,
+        settings.lease_name,
+        settings.identity,
+    )
+    try:
+        await kopf.operator(
+            standalone=True,
+            clusterwide=not settings.namespaces,
+            namespaces=list(settings.namespaces),
+            settings=kopf_settings,
+            memo=kopf.Memo(scheduler=scheduler),
+            ready_flag=ready,
+            stop_flag=stop_flag,
+        )
+    finally:
+        await scheduler.close()
+        election.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await election
+        await runner.cleanup()
+        await api_client.close()
+        log.info("stopped")

@@ -1,0 +1,113 @@
+"""One asyncio task per release: a timer at the release's own pace that sleeps while nothing can change.
+
+Why not kopf's timers or daemons: a kopf timer has one interval for every
+object, and both timers and daemons put a finalizer on each release (a
+write per object, and deletion blocked while the operator is down).  kopf
+here only watches and wakes; this module decides when a release runs:
+
+- a watch event that matters (spec changed, a manual request, a Deployment
+  of the release changed) wakes the release's task at once;
+- after a pass, the task sleeps for as long as the pass said (the analysis
+  interval while a rollout is judged), or until woken when the release is
+  idle (Succeeded, RolledBack): idle releases cost no API calls at all;
+- passes of one release never overlap; wakes during a pass coalesce into
+  one more pass.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from modelrelease.logs import release_context
+from modelrelease.metrics import count_phases
+from modelrelease.reconcile import PassOutcome
+
+log = logging.getLogger("modelrelease.scheduler")
+
+Key = tuple[str, str]
+PassFn = Callable[[str, str], Awaitable[PassOutcome]]
+
+FAILURE_BACKOFF = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
+"""Seconds before retrying after an unexpected error in a pass, growing with each failure in a row."""
+
+
+@dataclass
+class _Slot:
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    task: asyncio.Task[None] | None = None
+
+
+class Scheduler:
+    """Runs ``run_pass(namespace, name)`` for each known release, only while ``may_act()`` says so."""
+
+    def __init__(self, run_pass: PassFn, may_act: Callable[[], bool] = lambda: True) -> None:
+        self._run_pass = run_pass
+        self._may_act = may_act
+        self._slots: dict[Key, _Slot] = {}
+        self._phases: dict[str, str] = {}
+
+    def releases(self) -> list[Key]:
+        return sorted(self._slots)
+
+    def knows(self, namespace: str, name: str) -> bool:
+        return (namespace, name) in self._slots
+
+    def wake(self, namespace: str, name: str) -> None:
+        """Make sure the release has a task and that it runs a pass soon."""
+        key = (namespace, name)
+        slot = self._slots.get(key)
+        if slot is None:
+            slot = self._slots[key] = _Slot()
+            slot.task = asyncio.create_task(self._loop(key, slot), name=f"release {namespace}/{name}")
+        slot.wake.set()
+
+    def wake_all(self) -> None:
+        """After gaining leadership: everything may have moved while another replica (or none) acted."""
+        for namespace, name in list(self._slots):
+            self.wake(namespace, name)
+
+    async def forget(self, namespace: str, name: str) -> None:
+        """The release is gone: stop its task (its objects go with it through owner references)."""
+        slot = self._slots.pop((namespace, name), None)
+        self._phases.pop(f"{namespace}/{name}", None)
+        count_phases(self._phases)
+        if slot is not None and slot.task is not None:
+            slot.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await slot.task
+
+    async def close(self) -> None:
+        for namespace, name in list(self._slots):
+            await self.forget(namespace, name)
+
+    async def _loop(self, key: Key, slot: _Slot) -> None:
+        namespace, name = key
+        failures = 0
+        while True:
+            await slot.wake.wait()
+            slot.wake.clear()
+            if not self._may_act():
+                continue
+            delay: float | None
+            with release_context(f"{namespace}/{name}"):
+                try:
+                    outcome = await self._run_pass(namespace, name)
+                    failures = 0
+                    delay = outcome.next_in
+                    if outcome.phase is not None:
+                        self._phases[f"{namespace}/{name}"] = outcome.phase
+                        count_phases(self._phases)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    delay = FAILURE_BACKOFF[min(failures, len(FAILURE_BACKOFF) - 1)]
+                    failures += 1
+                    log.exception("reconcile pass failed; retrying in %.0fs", delay)
+            if delay is not None:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(slot.wake.wait(), timeout=delay)
+                slot.wake.set()
