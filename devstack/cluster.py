@@ -40,7 +40,7 @@ SERVICE_CIDR = "127.255.0.0/17"
 SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc.cluster.local"
 POD_RUNNER_NODE = "devstack-node"
 READY_TIMEOUT = 120.0
-CONFIG_REVISION = 1
+CONFIG_REVISION = 2
 # Stopped in reverse: whatever depends on the API server goes first, etcd last.
 START_ORDER = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "podrunner", "prometheus", "kwok")
 CONTROLLERS = [
@@ -49,8 +49,9 @@ CONTROLLERS = [
     "daemonset-controller",
     "deployment-controller",
     "disruption-controller",
-    # endpoints-controller is left out: core/v1 Endpoints reject loopback addresses,
-    # and pods here have 127.x addresses, so it would only log failures.
+    # Endpoints and EndpointSlices accept the pods' 127.x addresses only because devstack's
+    # kube-apiserver is built with one validation check removed (devstack.build.ALLOW_LOOPBACK_ENDPOINTS).
+    "endpoints-controller",
     "endpointslice-controller",
     "garbage-collector-controller",
     "job-controller",
@@ -144,9 +145,6 @@ def _apiserver_argv(state: StateDir, ports: Ports, certs: pki.PKI) -> list[str]:
         f"--service-account-key-file={certs.service_account_pub}",
         f"--service-account-signing-key-file={certs.service_account_key}",
         f"--service-cluster-ip-range={SERVICE_CIDR}",
-        # The reconciler would publish 127.0.0.1 in the `kubernetes` Endpoints, which validation rejects
-        # (loopback); pods reach the API server through KUBERNETES_SERVICE_HOST set by the pod runner.
-        "--endpoint-reconciler-type=none",
         # Lets controller-manager and scheduler load a complete extension-apiserver-authentication ConfigMap.
         f"--requestheader-client-ca-file={certs.ca_cert}",
         "--requestheader-allowed-names=front-proxy-client",

@@ -166,3 +166,42 @@ def test_pods_without_the_kwok_toleration_never_land_on_fake_nodes(cluster: Clus
         assert placed == [POD_RUNNER_NODE] * 3
     else:
         assert all("untolerated taint" in str(node) for node in placed)
+
+
+def test_endpoint_slices_accept_the_loopback_addresses_pods_run_on(cluster: Cluster, namespace: str) -> None:
+    cluster.apply(
+        {
+            "apiVersion": "discovery.k8s.io/v1",
+            "kind": "EndpointSlice",
+            "metadata": {"name": "web-manual", "labels": {"kubernetes.io/service-name": "web"}},
+            "addressType": "IPv4",
+            "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}],
+            "endpoints": [{"addresses": ["127.1.0.7"], "conditions": {"ready": True}}],
+        },
+        namespace=namespace,
+    )
+    stored = cluster.get("endpointslice", "web-manual", namespace=namespace)
+    assert stored["endpoints"][0]["addresses"] == ["127.1.0.7"]
+    # Everything else is still validated: an unspecified address stays invalid.
+    refused = cluster.kubectl(
+        "apply",
+        "-n",
+        namespace,
+        "-f",
+        "-",
+        input=json.dumps({**stored, "metadata": {"name": "bad"}, "endpoints": [{"addresses": ["0.0.0.0"]}]}),
+        check=False,
+    )
+    assert refused.returncode != 0
+    assert "may not be unspecified" in refused.stderr
+
+
+def test_the_kubernetes_service_points_at_the_real_api_server(cluster: Cluster) -> None:
+    port = int(cluster.api_server.rsplit(":", 1)[1])
+    slices = wait_for(
+        lambda: cluster.get("endpointslices", namespace="default", selector="kubernetes.io/service-name=kubernetes"),
+        30,
+        message="the API server publishing its own EndpointSlice",
+    )
+    assert slices[0]["endpoints"][0]["addresses"] == ["127.0.0.1"]
+    assert slices[0]["ports"][0]["port"] == port
