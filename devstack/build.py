@@ -101,6 +101,7 @@ ALLOW_LOOPBACK_ENDPOINTS = Patch(
     replacement="\t// devstack: loopback endpoints allowed, pods run on 127.x addresses (devstack/build.py).\n",
     reason="pods on 127.x addresses must be valid Endpoints/EndpointSlice addresses",
 )
+K8S_PATCHES = (ALLOW_LOOPBACK_ENDPOINTS,)
 
 
 @dataclass(frozen=True)
@@ -143,18 +144,15 @@ def _k8s_ldflags() -> str:
 
 def tools() -> list[Tool]:
     k8s = _k8s_ldflags()
+    patched_k8s = k8s.replace("gitTreeState=clean", "gitTreeState=dirty")
     return [
         Tool("etcd", "go.etcd.io/etcd/server/v3"),
-        Tool(
-            "kube-apiserver",
-            "k8s.io/kubernetes/cmd/kube-apiserver",
-            # A patched tree reports itself as such in `kubectl version -o json` (gitTreeState).
-            k8s.replace("gitTreeState=clean", "gitTreeState=dirty"),
-            patches=(ALLOW_LOOPBACK_ENDPOINTS,),
+        # All four come from one patched copy of k8s.io/kubernetes, so its packages compile once for all
+        # of them; a patched tree reports itself as such in `kubectl version -o json` (gitTreeState).
+        *(
+            Tool(name, f"k8s.io/kubernetes/cmd/{name}", patched_k8s, patches=K8S_PATCHES)
+            for name in ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl")
         ),
-        Tool("kube-controller-manager", "k8s.io/kubernetes/cmd/kube-controller-manager", k8s),
-        Tool("kube-scheduler", "k8s.io/kubernetes/cmd/kube-scheduler", k8s),
-        Tool("kubectl", "k8s.io/kubernetes/cmd/kubectl", k8s),
         # kwok v0.7.0 uses metav1.InitialEventsListBlueprintAnnotationKey, which
         # k8s.io/apimachinery 0.34 removed, so it keeps its own k8s.io 0.33.
         Tool(
@@ -232,7 +230,7 @@ def build(force: bool = False) -> dict[str, float]:
             )
             shutil.move(gobin / tool.name, tmp)
         else:
-            build_dir = _patched_build_dir(work, tool, env) if tool.patches else work
+            build_dir = _patched_build_dir(work, tool.patches, env) if tool.patches else work
             _run(["go", "build", "-p", "2", "-trimpath", "-o", str(tmp), *ldflags, tool.package], build_dir, env)
         tmp.rename(out / tool.name)
         _stamp(out, tool).write_text(tool.recipe())
@@ -253,20 +251,24 @@ def _module_dir(work: Path, module: str, env: dict[str, str]) -> Path:
     return Path(listed.stdout.strip())
 
 
-def _patched_build_dir(work: Path, tool: Tool, env: dict[str, str]) -> Path:
-    """A scratch module for ``tool`` whose ``replace`` points each patched module at a patched copy.
+def _patched_build_dir(work: Path, patches: tuple[Patch, ...], env: dict[str, str]) -> Path:
+    """A scratch module whose ``replace`` points each patched module at a patched copy; made once per patch set.
 
     Go refuses ``-overlay`` for files in the module cache, so each patched module is copied (hard
     links: its ~100 MB cost nothing) with only the patched files rewritten.  The rest of the module
     graph is the shared scratch module's, so the staging packages still come from the build cache.
     """
-    build_dir = work / "patched" / tool.name
+    recipe = (work / "go.mod").read_text() + "".join(p.module + p.file + p.original + p.replacement for p in patches)
+    build_dir = work / "patched" / hash_text(recipe)
+    ready = build_dir / ".ready"
+    if ready.exists() and ready.read_text() == recipe:
+        return build_dir
     if build_dir.exists():
         _make_writable(build_dir)
         shutil.rmtree(build_dir)
     build_dir.mkdir(parents=True)
     go_mod = (work / "go.mod").read_text()
-    for module in sorted({p.module for p in tool.patches}):
+    for module in sorted({p.module for p in patches}):
         source = _module_dir(work, module, env)
         copy = build_dir / module.replace("/", "_")
         try:
@@ -274,7 +276,7 @@ def _patched_build_dir(work: Path, tool: Tool, env: dict[str, str]) -> Path:
         except OSError:
             shutil.copytree(source, copy, symlinks=True)
         _make_writable(copy)
-        for patch in (p for p in tool.patches if p.module == module):
+        for patch in (p for p in patches if p.module == module):
             target = copy / patch.file
             text = (source / patch.file).read_text()
             if text.count(patch.original) != 1:
@@ -287,6 +289,7 @@ def _patched_build_dir(work: Path, tool: Tool, env: dict[str, str]) -> Path:
         go_mod += f"\nreplace {module} => ./{copy.name}\n"
     (build_dir / "go.mod").write_text(go_mod)
     shutil.copy(work / "go.sum", build_dir / "go.sum")
+    ready.write_text(recipe)
     return build_dir
 
 
