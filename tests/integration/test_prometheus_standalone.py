@@ -3,29 +3,16 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TypeVar
 
 import pytest
 from prometheus_client import CollectorRegistry, Counter, start_http_server
 
 from devstack import prometheus
-
-T = TypeVar("T")
+from devstack.testing import wait_for
 
 pytestmark = pytest.mark.skipif(prometheus.find_binary() is None, reason="prometheus not installed (make setup)")
-
-
-def eventually(probe: Callable[[], T | None], timeout: float, message: str) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{message} (not within {timeout}s)")
-        time.sleep(0.2)
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +32,7 @@ def test_registered_exporter_is_scraped_with_its_labels_within_seconds(prometheu
     try:
         started = time.monotonic()
         prometheus.register_target(state_dir, "probe", address, {"component": "exporter"})
-        series = eventually(
+        series = wait_for(
             lambda: prometheus.query(url, 'devstack_probe_total{job="probe"}'),
             timeout=15,
             message="the registered exporter's counter never appeared in Prometheus",
@@ -67,13 +54,13 @@ def test_unregistered_target_leaves_the_active_targets(prometheus_url: tuple[str
     url, state_dir = prometheus_url
     address = prometheus.free_address()
     prometheus.register_target(state_dir, "ephemeral", address)
-    eventually(
+    wait_for(
         lambda: [t for t in prometheus.targets(url) if t["labels"].get("job") == "ephemeral"],
         timeout=10,
         message="registered target never became active",
     )
     prometheus.unregister_target(state_dir, "ephemeral", address)
-    eventually(
+    wait_for(
         lambda: not [t for t in prometheus.targets(url) if t["labels"].get("job") == "ephemeral"] or None,
         timeout=10,
         message="unregistered target is still active",

@@ -9,35 +9,23 @@ exports can be checked exactly, and the PromQL in docs/metrics.md with it.
 from __future__ import annotations
 
 import re
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent import futures
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import grpc
 import numpy as np
 import pytest
 
 from devstack import prometheus
+from devstack.testing import wait_for
 from devstack.traffic import Endpoint, ServiceResolver, StaticEndpoints, TrafficConfig, running
 from modelrelease.serving.stubs import predict_pb2, prediction_service_pb2_grpc, types_pb2
 
-T = TypeVar("T")
 N_SAMPLES = 200
 # Version 3 answers wrongly for samples whose second pixel is set: exactly these.
 WRONG_FOR_V3 = {i for i in range(N_SAMPLES) if i % 7 < 3}
-
-
-def eventually(probe: Callable[[], T | None], timeout: float, message: str) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{message} (not within {timeout}s)")
-        time.sleep(0.2)
 
 
 def samples() -> tuple[np.ndarray, np.ndarray]:
@@ -117,7 +105,7 @@ def test_outcomes_feedback_and_requests_reach_prometheus_and_match_the_answers(
         assert stats.accuracy("3") == pytest.approx(4 / 7, abs=0.1)
 
         selector = '{job="traffic",model="digits"}'
-        eventually(
+        wait_for(
             lambda: scalar(url, f"sum(model_prediction_outcomes_total{selector})") == 400,
             timeout=20,
             message="Prometheus never saw all 400 outcomes",
@@ -235,7 +223,7 @@ def test_every_documented_query_evaluates_and_quality_ones_match_the_generator(
         scraped_by=url,
     ) as gen:
         assert gen.wait(timeout=30)
-        eventually(
+        wait_for(
             lambda: scalar(url, 'sum(model_prediction_outcomes_total{model="docs"})') == 300,
             timeout=20,
             message="Prometheus never saw the 300 outcomes",
