@@ -126,7 +126,7 @@ async def _reconcile(ctx: OperatorContext, namespace: str, name: str) -> PassOut
         message = f"spec.traffic.router {spec.traffic.router} is not supported by this operator (it has: {supported})"
         await _report_unusable(kube, release, "UnsupportedRouter", message)
         return PassOutcome(phase=status.phase.value, next_in=None)
-    set_rollout(status.candidate_version, status.stage.name if status.stage else None)
+    set_rollout(status.candidate_version or status.stable_version, status.stage.name if status.stage else None)
     generation = int(release["metadata"].get("generation") or 1)
     now = ctx.clock()
 
@@ -143,7 +143,9 @@ async def _reconcile(ctx: OperatorContext, namespace: str, name: str) -> PassOut
         body = new_status.model_dump(by_alias=True, mode="json")
         await kube.patch_status(namespace, name, metadata["resourceVersion"], body)
     _count(status, new_status, decision)
-    set_rollout(new_status.candidate_version, new_status.stage.name if new_status.stage else None)
+    set_rollout(
+        new_status.candidate_version or new_status.stable_version, new_status.stage.name if new_status.stage else None
+    )
     try:
         await apply_actions(kube, router, release, spec, decision.actions, intent)
         if limitation_event:

@@ -15,6 +15,7 @@ import os
 import socket
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 import kopf
@@ -22,6 +23,7 @@ from kubernetes_asyncio import client, config
 
 from modelrelease import handlers as _handlers  # noqa: F401  (registers the kopf handlers)
 from modelrelease import metrics
+from modelrelease.engine import EngineSettings
 from modelrelease.kube.client import Kube
 from modelrelease.leader import LeaderElector, LeaseConfig
 from modelrelease.measure import Analyzer
@@ -48,6 +50,7 @@ class RunConfig:
     lease_name: str = "modelrelease-operator"
     identity: str = field(default_factory=default_identity)
     lease_duration: float = 15.0
+    load_timeout: timedelta = timedelta(minutes=10)
 
 
 async def _api_client(kubeconfig: Path | None) -> client.ApiClient:
@@ -68,7 +71,10 @@ async def run(settings: RunConfig, stop: asyncio.Event | None = None) -> None:
     api_client = await _api_client(settings.kubeconfig)
     kube = Kube(api_client)
     context = OperatorContext(
-        kube=kube, analyzer=Analyzer(settings.prometheus_address), routers={"replicas": ReplicasRouter(kube)}
+        kube=kube,
+        analyzer=Analyzer(settings.prometheus_address),
+        routers={"replicas": ReplicasRouter(kube)},
+        settings=EngineSettings(load_timeout=settings.load_timeout),
     )
 
     async def one_pass(namespace: str, name: str) -> PassOutcome:

@@ -58,6 +58,9 @@ def run(
     identity: Annotated[
         str | None, typer.Option(help="This replica's name in the Lease; default $POD_NAME, else host-pid.")
     ] = None,
+    load_timeout: Annotated[
+        str, typer.Option(help="How long a candidate's model may take to become AVAILABLE before it is rolled back.")
+    ] = "10m",
     lease_duration: Annotated[
         float, typer.Option(min=2.0, help="Seconds without renewal before another replica may take over.")
     ] = 15.0,
@@ -66,6 +69,7 @@ def run(
     import os
 
     from modelrelease import logs
+    from modelrelease.api.duration import parse_duration
     from modelrelease.runner import RunConfig, default_identity
     from modelrelease.runner import run as run_operator
 
@@ -80,5 +84,6 @@ def run(
         lease_name=lease_name,
         identity=identity or default_identity(),
         lease_duration=lease_duration,
+        load_timeout=parse_duration(load_timeout),
     )
     asyncio.run(run_operator(settings))
