@@ -33,6 +33,12 @@ from modelrelease.observe import read_requests
 from modelrelease.scheduler import Scheduler
 
 
+@kopf.on.login()
+def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+    """In-cluster credentials, else the kubeconfig named by ``--kubeconfig`` (read when kopf logs in, not at import)."""
+    return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+
+
 def wants_a_pass(event_type: str | None, body: Mapping[str, Any]) -> bool:
     """Whether a watch event on a release can change what the operator should do."""
     if event_type in (None, "ADDED"):

@@ -7,6 +7,7 @@ test modules can import the types (pytest discourages importing conftest).
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -22,6 +23,7 @@ import yaml
 
 from devstack.testing import Cluster, wait_for
 
+REPO = Path(__file__).resolve().parents[2]
 ANALYSIS_INTERVAL = "2s"
 ACCURACY_RATIO = {
     "success": 'sum(increase(model_prediction_outcomes_total{model="{{model}}",version="{{version}}",'
@@ -69,9 +71,14 @@ class OperatorProcess:
             "--lease-namespace=default",
             "--log-format=text",
         ]
+        # The operator of this checkout, whichever checkout the shared venv's editable install points at.
+        env = {
+            **self.cluster.env,
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO / "operator"), os.environ.get("PYTHONPATH")])),
+        }
         with self.log_path.open("ab") as log:
             log.write(f"\n===== start {' '.join(command)}\n".encode())
-            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=self.cluster.env)
+            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
         wait_for(self.healthy, 60, interval=0.3, message="operator /healthz")
 
     def healthy(self) -> bool:
