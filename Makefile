@@ -62,7 +62,7 @@ crds: venv
 	$(PY) -m modelrelease.api.crd crds/
 
 demo: setup
-	@echo "make demo: not yet — the operator (issue 7) has not landed; 'make test' runs what exists."
+	$(PY) -m devstack.demo
 
 bench: setup
 	$(PY) -m devstack bench
