@@ -15,6 +15,10 @@ PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
 export MODELRELEASE_CACHE := $(CACHE)
+# The venv is shared by every checkout on this machine, and its editable
+# install points at whichever one ran `make venv` last; this checkout's own
+# code comes first for every command (and every process they start).
+export PYTHONPATH := $(CURDIR)/operator:$(CURDIR)$(if $(PYTHONPATH),:$(PYTHONPATH))
 
 .PHONY: help setup venv test test-unit test-integration test-e2e lint typecheck crds demo bench clean devstack-up devstack-down
 
@@ -33,7 +37,7 @@ $(VENV)/.installed:
 
 venv: $(VENV)/.installed
 	@# The editable install points at one checkout; re-point it at this one (cheap).
-	@$(PY) -c 'import modelrelease, os, sys; sys.exit(0 if os.path.realpath(modelrelease.__file__).startswith(os.path.realpath("operator")) else 1)' 2>/dev/null \
+	@env -u PYTHONPATH $(PY) -c 'import modelrelease, os, sys; sys.exit(0 if os.path.realpath(modelrelease.__file__).startswith(os.path.realpath("operator")) else 1)' 2>/dev/null \
 	  || $(PY) -m pip install -q --no-deps -e .
 
 setup: venv

@@ -262,3 +262,17 @@ def test_full_stage_honours_min_checks_when_the_user_asks_for_them() -> None:
     assert full_passes, stages_seen
     assert world.status.stable_version == 2
     assert max(full_passes) >= 1  # checks ran at the full stage before promotion
+
+
+def test_passes_that_observe_nothing_new_leave_the_status_unchanged() -> None:
+    # A status that changes on every pass (a countdown in the message) would cost an API write per pass.
+    stages = [{"name": "canary", "weight": 20, "duration": "10m"}, {"name": "full", "weight": 100}]
+    world = stable_world(make_spec(1, stages=stages, analysis={"interval": "5m", "minChecks": 1}))
+    world.set_version(2)
+    for _ in range(4):
+        world.step(1)
+    assert world.status.stage is not None and world.status.stage.name == "canary"
+    before = world.status.model_dump()
+    world.step(1)
+    assert world.status.model_dump() == before
+    assert "stage time until" in world.status.message

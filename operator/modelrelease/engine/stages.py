@@ -11,7 +11,7 @@ from __future__ import annotations
 from modelrelease.api.duration import parse_duration
 from modelrelease.api.spec import Stage
 from modelrelease.engine.actions import RunAnalysis, RunSmoke
-from modelrelease.engine.clock import elapsed_since
+from modelrelease.engine.clock import elapsed_since, format_time, parse_time
 from modelrelease.engine.context import Pass, Wait
 from modelrelease.engine.lifecycle import enter_stage, fail, promote, restart_candidate
 from modelrelease.engine.verdicts import complete_results, describe_failures, record_check, smoke_failure
@@ -192,7 +192,13 @@ def _missing_for_completion(ctx: Pass, stage: Stage) -> list[str]:
         elapsed = elapsed_since(status.stage.entered_at, ctx.now)
         remaining = parse_duration(stage.duration) - elapsed if elapsed is not None else None
         if remaining is None or remaining.total_seconds() > 0:
-            missing.append(f"{remaining or stage.duration} of stage time left")
+            # The end time, not the time left: the message then stays the same for
+            # the whole stage and a pass that changes nothing writes no status.
+            if remaining is None or status.stage.entered_at is None:
+                missing.append(f"{stage.duration} of stage time")
+            else:
+                ends = parse_time(status.stage.entered_at) + parse_duration(stage.duration)
+                missing.append(f"stage time until {format_time(ends)}")
     if has_traffic(stage):
         required = required_checks(ctx, stage)
         if status.analysis.passed < required:
