@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -105,9 +106,19 @@ class OperatorProcess:
         with self.log_path.open("ab") as log:
             log.write(f"\n===== start {' '.join(command)}\n".encode())
             self.process = subprocess.Popen(
-                command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=self.cluster.env
+                command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=self._env()
             )
         wait_for(self.healthy, timeout, interval=0.3, message="operator /healthz")
+
+    def _env(self) -> dict[str, str]:
+        """The cluster's environment, with this checkout's operator first on the path.
+
+        The venv is shared and its editable install points at whichever
+        checkout last ran ``make venv``; the operator run here must be the
+        one next to this devstack code.
+        """
+        path = os.pathsep.join(filter(None, [str(REPO / "operator"), os.environ.get("PYTHONPATH")]))
+        return {**self.cluster.env, "PYTHONPATH": path}
 
     @property
     def running(self) -> bool:

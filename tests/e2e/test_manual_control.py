@@ -12,6 +12,8 @@ analysis needs here.
 
 from __future__ import annotations
 
+import json
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -27,6 +29,7 @@ RETRY = "modelrelease.io/retry"
 SMOKE = {"name": "smoke", "smoke": {"goldenSet": {"configMap": "digits-golden"}, "minAccuracy": 0.9}}
 MIN_CHECKS = 2
 """Releases.manifest's analysis.minChecks: passing checks a weighted stage needs."""
+CANARY_SECONDS = 4
 
 
 def _one_replica(manifest: dict[str, Any]) -> dict[str, Any]:
@@ -42,6 +45,14 @@ def _stable_v1(releases: Releases, stages: list[dict[str, Any]]) -> None:
 def _request(releases: Releases, key: str, value: str = "") -> None:
     releases.cluster.kubectl(
         "annotate", "--overwrite", "modelrelease", releases.name, "-n", releases.namespace, f"{key}={value}"
+    )
+
+
+def _set_paused(releases: Releases, paused: bool) -> None:
+    """The user's own declarative edit (a Git commit would make the same one)."""
+    patch = json.dumps({"spec": {"paused": paused}})
+    releases.cluster.kubectl(
+        "patch", "modelrelease", releases.name, "-n", releases.namespace, "--type=merge", "-p", patch
     )
 
 
@@ -88,7 +99,7 @@ def test_approval_stage_waits_for_the_annotation_and_pause_holds_a_stage_that_is
 ) -> None:
     stages = [
         SMOKE,
-        {"name": "canary", "weight": 50, "duration": "4s"},
+        {"name": "canary", "weight": 50, "duration": f"{CANARY_SECONDS}s"},
         {"name": "ab", "weight": 50, "duration": "2s", "approval": True},
         {"name": "full", "weight": 100},
     ]
@@ -97,20 +108,16 @@ def test_approval_stage_waits_for_the_annotation_and_pause_holds_a_stage_that_is
     with traffic(rate=30):
         releases.set_version(2)
         releases.wait_phase("Progressing", 90, also=lambda s: (s.get("stage") or {}).get("name") == "canary")
-        releases.cluster.kubectl(
-            "patch", "modelrelease", releases.name, "-n", releases.namespace, "--type=merge", "-p",
-            '{"spec":{"paused":true}}',
-        )  # fmt: skip
+        _set_paused(releases, True)
         releases.wait_phase("Paused", 20)
         paused = _hold_for_checks(releases, {"Paused"}, "canary", more=MIN_CHECKS + 2, timeout=60)
         # The stage was due: enough passing checks and its duration long over, yet it held.
         assert paused["analysis"]["passed"] >= MIN_CHECKS, paused["analysis"]
+        entered = datetime.fromisoformat(paused["stage"]["enteredAt"].replace("Z", "+00:00"))
+        assert (datetime.now(UTC) - entered).total_seconds() > CANARY_SECONDS, paused["stage"]
         assert _condition(paused, "Progressing")["reason"] == "PausedBySpec"
 
-        releases.cluster.kubectl(
-            "patch", "modelrelease", releases.name, "-n", releases.namespace, "--type=merge", "-p",
-            '{"spec":{"paused":false}}',
-        )  # fmt: skip
+        _set_paused(releases, False)
         last_edit = _generation(releases)
         releases.wait_phase("AwaitingApproval", 60, also=lambda s: (s.get("stage") or {}).get("name") == "ab")
         _hold_for_checks(releases, {"AwaitingApproval", "Progressing"}, "ab", more=MIN_CHECKS + 2, timeout=60)
