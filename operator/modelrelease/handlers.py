@@ -55,7 +55,7 @@ def wants_a_pass(event_type: str | None, body: Mapping[str, Any]) -> bool:
 @kopf.on.event(GROUP, VERSION, PLURAL)
 async def release_changed(type: str, body: kopf.Body, name: str, namespace: str | None, memo: Any, **_: Any) -> None:
     scheduler: Scheduler = memo["scheduler"]
-    if namespace is None:
+    if namespace is None or not memo["scope"].serves(namespace):
         return
     if type == "DELETED":
         await scheduler.forget(namespace, name)
@@ -68,5 +68,6 @@ async def deployment_changed(type: str, labels: Mapping[str, str], namespace: st
     scheduler: Scheduler = memo["scheduler"]
     release = labels.get(LABEL_RELEASE)
     # type is None for the initial listing: nothing changed, the release's own listing resumes it.
+    # A release the scope does not serve is never known to the scheduler, so needs no check here.
     if type is not None and release and namespace is not None and scheduler.knows(namespace, release):
         scheduler.wake(namespace, release)

@@ -27,6 +27,7 @@ from modelrelease.engine import EngineSettings
 from modelrelease.kube.client import Kube
 from modelrelease.leader import LeaderElector, LeaseConfig
 from modelrelease.measure import Analyzer
+from modelrelease.namespaces import scope_of
 from modelrelease.reconcile import OperatorContext, PassOutcome, reconcile
 from modelrelease.routing.replicas import ReplicasRouter
 from modelrelease.scheduler import Scheduler
@@ -107,13 +108,14 @@ async def run(settings: RunConfig, stop: asyncio.Event | None = None) -> None:
         settings.lease_name,
         settings.identity,
     )
+    scope = scope_of(settings.namespaces)
     try:
         await kopf.operator(
             standalone=True,
-            clusterwide=not settings.namespaces,
-            namespaces=list(settings.namespaces),
+            clusterwide=scope.cluster_wide,
+            namespaces=scope.kopf_namespaces,
             settings=kopf_settings,
-            memo=kopf.Memo(scheduler=scheduler),
+            memo=kopf.Memo(scheduler=scheduler, scope=scope),
             ready_flag=ready,
             stop_flag=stop_flag,
         )

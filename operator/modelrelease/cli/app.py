@@ -35,7 +35,11 @@ def _root() -> None:
 def run(
     namespace: Annotated[
         list[str] | None,
-        typer.Option("--namespace", "-n", help="Namespace to watch; repeat for several. Default: every namespace."),
+        typer.Option(
+            "--namespace",
+            "-n",
+            help="Namespace to watch, or a glob (watched cluster-wide, then filtered); repeat for several; !glob excludes. Default: every namespace.",
+        ),
     ] = None,
     metrics_port: Annotated[int, typer.Option(help="Port of /metrics and /healthz.")] = 8080,
     metrics_host: Annotated[
