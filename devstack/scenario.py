@@ -36,9 +36,23 @@ TERMINAL_PHASES = frozenset({"Succeeded", "RolledBack", "Failed"})
 
 
 def install_crd(cluster: Cluster, timeout: float = 60.0) -> None:
-    """Apply ``crds/`` (server-side, so re-applying an older copy is never a conflict) and wait until served."""
+    """Apply ``crds/`` (server-side, so re-applying an older copy is never a conflict) and wait until served.
+
+    Polls the CRD's own ``Established`` condition instead of ``kubectl wait``,
+    which on a freshly started API server failed now and then without saying
+    why; a timeout here names the conditions last seen.
+    """
     cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRDS))
-    cluster.kubectl("wait", "--for=condition=Established", f"crd/{CRD_NAME}", f"--timeout={timeout:.0f}s")
+
+    def established() -> list[dict[str, Any]] | None:
+        found = cluster.kubectl("get", f"crd/{CRD_NAME}", "-o", "json", check=False)
+        if found.returncode != 0:
+            return None
+        conditions: list[dict[str, Any]] = json.loads(found.stdout).get("status", {}).get("conditions", [])
+        ok = any(c.get("type") == "Established" and c.get("status") == "True" for c in conditions)
+        return conditions if ok else None
+
+    wait_for(established, timeout, interval=0.3, message=f"CRD {CRD_NAME} Established")
 
 
 def apply_golden_set(cluster: Cluster, namespace: str) -> None:

@@ -18,26 +18,20 @@ The CRD is installed once per session from ``crds/``.
 
 from __future__ import annotations
 
-import contextlib
-import time
 import uuid
 from collections.abc import Callable, Generator, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from test_rollout_support import OperatorProcess, Releases
 
+from devstack import scenario
 from devstack.testing import Cluster, wait_for
-
-REPO = Path(__file__).resolve().parents[2]
-CRDS = REPO / "crds"
 
 
 @pytest.fixture(scope="session")
 def crd_installed(cluster: Cluster) -> None:
-    cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRDS))
-    cluster.kubectl("wait", "--for=condition=Established", "crd/modelreleases.modelrelease.io", "--timeout=60s")
+    scenario.install_crd(cluster)
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +56,7 @@ def operator_process(
         yield operator
     finally:
         operator.stop()
-        cluster.kubectl("delete", "lease", operator.lease_name, "-n", "default", "--ignore-not-found", check=False)
+        operator.delete_lease()
 
 
 _OPERATOR = pytest.StashKey[OperatorProcess]()
@@ -73,8 +67,6 @@ def release_namespace(
     cluster: Cluster, operator_process: OperatorProcess, namespace_prefix: str, request: pytest.FixtureRequest
 ) -> Iterator[str]:
     """A namespace the module's operator watches, holding the golden set."""
-    from devstack.models import ensure_models
-
     request.node.stash[_OPERATOR] = operator_process
     name = f"{namespace_prefix}-{uuid.uuid4().hex[:5]}"
     cluster.kubectl("create", "namespace", name)
@@ -84,8 +76,7 @@ def release_namespace(
             30,
             message=f"default ServiceAccount in {name}",
         )
-        golden = ensure_models() / "digits-golden.yaml"
-        cluster.kubectl("apply", "-n", name, "-f", str(golden))
+        scenario.apply_golden_set(cluster, name)
         yield name
     finally:
         cluster.kubectl("delete", "namespace", name, "--wait=false", "--ignore-not-found", check=False)
@@ -109,20 +100,8 @@ def releases(cluster: Cluster, release_namespace: str) -> Releases:
 @pytest.fixture
 def traffic(cluster: Cluster, release_namespace: str) -> Iterator[Callable[..., Any]]:
     """``with traffic(rate=30) as generator:`` labelled traffic to the release's Service for the block."""
-    from devstack.traffic import TrafficConfig, running
-    from devstack.traffic.kube import resolver_for_service
 
-    @contextlib.contextmanager
-    def start(rate: float = 30.0, duration: float = 300.0, service: str = "digits") -> Iterator[Any]:
-        resolver = resolver_for_service(cluster.kubeconfig, release_namespace, service, router="replicas", ttl=0.5)
-        config = TrafficConfig(rate=rate, duration=duration, seed=int(time.time()) % 1000)
-        with running(
-            config,
-            resolver,
-            register_prometheus=cluster.state_dir,
-            job=f"traffic-{release_namespace}",
-            scraped_by=cluster.prometheus_url,
-        ) as generator:
-            yield generator
+    def start(rate: float = 30.0, duration: float = 300.0, service: str = "digits") -> Any:
+        return scenario.traffic(cluster, release_namespace, rate=rate, duration=duration, service=service)
 
     yield start
