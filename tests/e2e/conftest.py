@@ -23,7 +23,7 @@ from collections.abc import Callable, Generator, Iterator
 from typing import Any
 
 import pytest
-from test_rollout_support import OperatorProcess, Releases
+from rollout_support import OperatorProcess, Releases
 
 from devstack import scenario
 from devstack.testing import Cluster, wait_for

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from test_rollout_support import Releases
+from rollout_support import Releases
 
 from devstack.testing import wait_for
 

@@ -16,7 +16,7 @@ import time
 from typing import Any
 
 import pytest
-from test_rollout_support import OperatorProcess, Releases
+from rollout_support import OperatorProcess, Releases
 
 from devstack.testing import Cluster, wait_for
 

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from test_rollout_support import Releases
+from rollout_support import Releases
 
 from devstack import scenario
 from devstack.testing import Cluster, wait_for

@@ -6,7 +6,7 @@ import time
 from typing import Any
 
 import pytest
-from test_rollout_support import OperatorProcess, Releases, answers_since
+from rollout_support import OperatorProcess, Releases, answers_since
 
 from devstack.testing import Cluster, wait_for
 

@@ -7,7 +7,7 @@ import time
 from typing import Any
 
 import pytest
-from test_rollout_support import ACCURACY_RATIO, OperatorProcess, Releases, answers_since
+from rollout_support import ACCURACY_RATIO, OperatorProcess, Releases, answers_since
 
 from devstack.testing import wait_for
 

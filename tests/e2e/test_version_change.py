@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from test_rollout_support import Releases, answers_since
+from rollout_support import Releases, answers_since
 
 from devstack.testing import wait_for
 
