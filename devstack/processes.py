@@ -56,10 +56,26 @@ def start(argv: Sequence[str], log_path: Path, env: dict[str, str] | None = None
     return proc.pid
 
 
+_exit_statuses: dict[int, int] = {}
+
+
 def _reap(pid: int) -> None:
     """Collect a child's exit status so it does not linger as a zombie (only ours can be reaped)."""
     with contextlib.suppress(ChildProcessError, OSError):
-        os.waitpid(pid, os.WNOHANG)
+        reaped, status = os.waitpid(pid, os.WNOHANG)
+        if reaped == pid:
+            _exit_statuses[pid] = status
+
+
+def how_it_ended(pid: int) -> str:
+    """How a child of this process ended ("exit code 1", "killed by SIGKILL"), for error messages."""
+    _reap(pid)
+    status = _exit_statuses.get(pid)
+    if status is None:
+        return "ended (not reaped here, so its exit status is unknown)"
+    if os.WIFSIGNALED(status):
+        return f"killed by {signal.Signals(os.WTERMSIG(status)).name}"
+    return f"exit code {os.waitstatus_to_exitcode(status)}"
 
 
 def alive(pid: int) -> bool:
