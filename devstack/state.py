@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from devstack import cache_root
+from devstack import cache_root, processes
 
 STATE_DIR_ENV = "MODELRELEASE_DEVSTACK_DIR"
 
@@ -72,16 +72,6 @@ class ClusterRecord:
         )
 
 
-def _pid_exists(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 @dataclass(frozen=True)
 class StateDir:
     root: Path
@@ -116,7 +106,7 @@ class StateDir:
         if not self.users.exists():
             return []
         me = str(os.getpid())
-        return [p for p in self.users.iterdir() if p.name.isdigit() and p.name != me and _pid_exists(int(p.name))]
+        return [p for p in self.users.iterdir() if p.name.isdigit() and p.name != me and processes.alive(int(p.name))]
 
     def log(self, component: str) -> Path:
         return self.logs / f"{component}.log"

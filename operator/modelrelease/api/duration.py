@@ -16,11 +16,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Annotated, Any
 
-from pydantic import GetCoreSchemaHandler, GetJsonSchemaHandler
-from pydantic.json_schema import JsonSchemaValue
-from pydantic_core import core_schema
-
 from modelrelease.api.cel import literal
+from modelrelease.api.constrained import ConstrainedText
 
 DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"
 DURATION_MAX_LENGTH = 20
@@ -41,7 +38,7 @@ def parse_duration(text: str) -> timedelta:
 
 
 @dataclass(frozen=True)
-class DurationRule:
+class DurationRule(ConstrainedText):
     """``Annotated`` metadata: a Go duration between ``minimum`` and a year, checked here and by CEL."""
 
     minimum: str = "0s"
@@ -65,17 +62,12 @@ class DurationRule:
             for op, limit, words in bounds
         ]
 
-    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
-        return core_schema.no_info_after_validator_function(self.check, handler(source))
-
-    def __get_pydantic_json_schema__(
-        self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
-    ) -> JsonSchemaValue:
-        json_schema = handler(schema)
-        json_schema.update(
-            pattern=DURATION_PATTERN, maxLength=DURATION_MAX_LENGTH, **{"x-kubernetes-validations": self.cel_rules()}
-        )
-        return json_schema
+    def schema_extra(self) -> dict[str, Any]:
+        return {
+            "pattern": DURATION_PATTERN,
+            "maxLength": DURATION_MAX_LENGTH,
+            "x-kubernetes-validations": self.cel_rules(),
+        }
 
 
 Duration = Annotated[str, DurationRule()]

@@ -17,13 +17,11 @@ import re
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
-from pydantic import GetCoreSchemaHandler, GetJsonSchemaHandler
-from pydantic.json_schema import JsonSchemaValue
-from pydantic_core import core_schema
+from modelrelease.api.constrained import ConstrainedText
 
 
 @dataclass(frozen=True)
-class StringRule:
+class StringRule(ConstrainedText):
     """``Annotated`` metadata: check a str against a pattern and a length; ``allowed`` finishes "must be ..."."""
 
     pattern: str
@@ -41,15 +39,8 @@ class StringRule:
             raise ValueError(f"{value!r} is not allowed: must be {self.allowed}")
         return value
 
-    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
-        return core_schema.no_info_after_validator_function(self.check, handler(source))
-
-    def __get_pydantic_json_schema__(
-        self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
-    ) -> JsonSchemaValue:
-        json_schema = handler(schema)
-        json_schema.update(pattern=self.pattern, maxLength=self.max_length)
-        return json_schema
+    def schema_extra(self) -> dict[str, Any]:
+        return {"pattern": self.pattern, "maxLength": self.max_length}
 
 
 DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"

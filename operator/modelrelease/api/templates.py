@@ -12,9 +12,7 @@ import re
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from pydantic import GetCoreSchemaHandler, GetJsonSchemaHandler
-from pydantic.json_schema import JsonSchemaValue
-from pydantic_core import core_schema
+from modelrelease.api.constrained import ConstrainedText
 
 BUILTIN_TEMPLATES: tuple[str, ...] = (
     "tfserving-error-rate",
@@ -57,7 +55,7 @@ def placeholder_cel_rule() -> dict[str, str]:
 
 
 @dataclass(frozen=True)
-class PromQLText:
+class PromQLText(ConstrainedText):
     """``Annotated`` metadata for PromQL written by the user: non-empty, bounded, known placeholders only."""
 
     def check(self, text: str) -> str:
@@ -70,19 +68,8 @@ class PromQLText:
             raise ValueError(f"uses {', '.join(unknown)}: {PLACEHOLDER_MESSAGE}")
         return text
 
-    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
-        return core_schema.no_info_after_validator_function(self.check, handler(source))
-
-    def __get_pydantic_json_schema__(
-        self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
-    ) -> JsonSchemaValue:
-        json_schema = handler(schema)
-        json_schema.update(
-            pattern=r"\S",
-            maxLength=QUERY_MAX_LENGTH,
-            **{"x-kubernetes-validations": [placeholder_cel_rule()]},
-        )
-        return json_schema
+    def schema_extra(self) -> dict[str, Any]:
+        return {"pattern": r"\S", "maxLength": QUERY_MAX_LENGTH, "x-kubernetes-validations": [placeholder_cel_rule()]}
 
 
 PromQL = Annotated[str, PromQLText()]
