@@ -69,11 +69,16 @@ def _condition(status: dict[str, Any], kind: str) -> dict[str, Any]:
     return next(c for c in status.get("conditions", []) if c["type"] == kind)
 
 
-def _hold_for_checks(releases: Releases, phases: set[str], stage: str, more: int, timeout: float) -> dict[str, Any]:
-    """Wait until the operator has judged the stage ``more`` more times, asserting at every look that it stayed put.
+def _hold_for_checks(
+    releases: Releases, phases: set[str], stage: str, more: int, timeout: float, passing: int = 0
+) -> dict[str, Any]:
+    """Wait until the operator has judged the stage ``more`` more times and ``passing`` of the stage's checks
+    passed, asserting at every look that it stayed put.
 
     Counting the operator's own checks (not seconds) is what makes "it did
     not advance" mean something: each check is a pass that could have moved on.
+    Waiting for passing checks (not assuming them) keeps a busy machine, where
+    some checks are inconclusive for want of data, from failing the test.
     ``phases`` are those allowed meanwhile: an inconclusive check turns
     AwaitingApproval into Progressing until the next passing one, as it
     should (approval is asked for once everything else is met).
@@ -87,7 +92,8 @@ def _hold_for_checks(releases: Releases, phases: set[str], stage: str, more: int
         where = ((status.get("stage") or {}).get("name"), status.get("candidateVersion"), status.get("stableVersion"))
         assert where == (stage, 2, 1), f"moved while it must hold: {where}; {status.get('message')}"
         assert status.get("phase") in phases, f"{status.get('phase')} while holding in {phases}"
-        return status if (status.get("analysis") or {}).get("checks", 0) >= target else None
+        analysis = status.get("analysis") or {}
+        return status if analysis.get("checks", 0) >= target and analysis.get("passed", 0) >= passing else None
 
     found = wait_for(judged_enough, timeout, interval=0.5, message=f"{more} more checks in {phases} at {stage}")
     assert found is not None
@@ -110,7 +116,7 @@ def test_approval_stage_waits_for_the_annotation_and_pause_holds_a_stage_that_is
         releases.wait_phase("Progressing", 90, also=lambda s: (s.get("stage") or {}).get("name") == "canary")
         _set_paused(releases, True)
         releases.wait_phase("Paused", 20)
-        paused = _hold_for_checks(releases, {"Paused"}, "canary", more=MIN_CHECKS + 2, timeout=60)
+        paused = _hold_for_checks(releases, {"Paused"}, "canary", more=MIN_CHECKS + 2, timeout=90, passing=MIN_CHECKS)
         # The stage was due: enough passing checks and its duration long over, yet it held.
         assert paused["analysis"]["passed"] >= MIN_CHECKS, paused["analysis"]
         entered = datetime.fromisoformat(paused["stage"]["enteredAt"].replace("Z", "+00:00"))
@@ -120,7 +126,9 @@ def test_approval_stage_waits_for_the_annotation_and_pause_holds_a_stage_that_is
         _set_paused(releases, False)
         last_edit = _generation(releases)
         releases.wait_phase("AwaitingApproval", 60, also=lambda s: (s.get("stage") or {}).get("name") == "ab")
-        _hold_for_checks(releases, {"AwaitingApproval", "Progressing"}, "ab", more=MIN_CHECKS + 2, timeout=60)
+        _hold_for_checks(
+            releases, {"AwaitingApproval", "Progressing"}, "ab", more=MIN_CHECKS + 2, timeout=90, passing=MIN_CHECKS
+        )
         waiting = releases.wait_phase("AwaitingApproval", 30, also=lambda s: (s.get("stage") or {}).get("name") == "ab")
         assert waiting["analysis"]["passed"] >= MIN_CHECKS
         assert _condition(waiting, "Progressing")["reason"] == "AwaitingApproval"
