@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from test_engine_support import World, ensured, events, make_spec, route, stable_world
+from test_engine_support import World, ensured, events, rolling_out_at, route, stable_world
 
 from modelrelease.engine import ConsumeRequest, FixedReplicas, Request, ScaleToZero
 from modelrelease.engine.actions import EnsureDeployment
@@ -15,12 +15,7 @@ APPROVAL = [
 
 
 def world_at(stage: str, **spec: object) -> World:
-    body: dict[str, object] = {"stages": APPROVAL, "analysis": {"interval": "30s"}}
-    body.update(spec)
-    world = stable_world(make_spec(1, **body))
-    world.set_version(2)
-    world.run_until(lambda d: d.status.stage is not None and d.status.stage.name == stage)
-    return world
+    return rolling_out_at(APPROVAL, stage, **spec)
 
 
 def test_an_approval_stage_waits_for_an_approve_request() -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from test_engine_support import World, events, make_spec, route, stable_world
+from test_engine_support import World, events, make_spec, rolling_out_at, route, stable_world
 
 from modelrelease.api import Stage
 
@@ -14,12 +14,7 @@ STAGES = [
 
 
 def world_at(stage: str, **spec: object) -> World:
-    body: dict[str, object] = {"stages": STAGES, "analysis": {"interval": "30s"}}
-    body.update(spec)
-    world = stable_world(make_spec(1, **body))
-    world.set_version(2)
-    world.run_until(lambda d: d.status.stage is not None and d.status.stage.name == stage)
-    return world
+    return rolling_out_at(STAGES, stage, **spec)
 
 
 def test_a_third_version_mid_rollout_retires_the_candidate_and_starts_the_new_one() -> None:

@@ -188,6 +188,16 @@ def stable_world(spec: ModelReleaseSpec | None = None) -> World:
     return world
 
 
+def rolling_out_at(stages: list[dict[str, Any]], stage: str, **spec: Any) -> World:
+    """A world whose stable v1 is rolling v2 out and has just entered ``stage``."""
+    body: dict[str, Any] = {"stages": stages, "analysis": {"interval": "30s"}}
+    body.update(spec)
+    world = stable_world(make_spec(1, **body))
+    world.set_version(2)
+    world.run_until(lambda d: d.status.stage is not None and d.status.stage.name == stage)
+    return world
+
+
 def events(decision: Decision, reason: str | None = None) -> list[EmitEvent]:
     return [a for a in decision.actions if isinstance(a, EmitEvent) and (reason is None or a.reason == reason)]
 
