@@ -70,10 +70,6 @@ class RouteState:
     message: str = ""
 
 
-class UnsupportedRoute(ValueError):
-    """The router cannot express this request at all."""
-
-
 class Router(Protocol):
     name: str
     supports_mirror: bool
