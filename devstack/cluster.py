@@ -78,10 +78,6 @@ def first_service_ip() -> str:
     return str(next(ipaddress.ip_network(SERVICE_CIDR).hosts()))
 
 
-def kubectl_path() -> Path:
-    return build.bin_dir() / "kubectl"
-
-
 def _binary(name: str) -> Path:
     path = build.bin_dir() / name
     if not path.exists():

@@ -78,6 +78,14 @@ def how_it_ended(pid: int) -> str:
     return f"exit code {os.waitstatus_to_exitcode(status)}"
 
 
+def rss_kib(pid: int) -> int:
+    """Resident memory of ``pid`` in KiB, from /proc (what the benchmarks and the demo report)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"/proc/{pid}/status has no VmRSS")
+
+
 def alive(pid: int) -> bool:
     """True while ``pid`` exists and is not a zombie."""
     _reap(pid)

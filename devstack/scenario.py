@@ -152,10 +152,7 @@ class OperatorProcess:
 
     def rss_mb(self) -> float:
         assert self.process is not None
-        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-        raise RuntimeError("no VmRSS")
+        return processes.rss_kib(self.process.pid) / 1024
 
     def kill(self) -> None:
         """SIGKILL: no clean shutdown, the Lease is not released."""

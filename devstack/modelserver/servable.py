@@ -25,7 +25,6 @@ from devstack.modelserver import dtypes, rest_json
 from devstack.modelserver.status import Code, ServingError, from_exception, invalid_argument
 
 DEFAULT_SIGNATURE = "serving_default"
-PREDICT_METHOD = "tensorflow/serving/predict"
 CLASSIFY_METHOD = "tensorflow/serving/classify"
 REGRESS_METHOD = "tensorflow/serving/regress"
 SERVE_TAG = "serve"

@@ -42,13 +42,6 @@ def free_loopback_endpoint() -> tuple[str, int, int]:
     raise RuntimeError("no free loopback endpoint")
 
 
-def vm_rss_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
-
-
 @dataclass
 class RunningServer:
     process: subprocess.Popen[bytes]

@@ -11,7 +11,6 @@ deleting the pod invalidates its token.
 from __future__ import annotations
 
 import base64
-import os
 import shutil
 from collections.abc import Mapping
 from pathlib import Path
@@ -209,9 +208,3 @@ def write_kubeconfig(target: Path, server: str, token_dir: Path) -> bool:
 def remove_tree(path: Path) -> None:
     if path.exists():
         shutil.rmtree(path, ignore_errors=True)
-
-
-def ensure_dir(path: Path) -> Path:
-    path.mkdir(parents=True, exist_ok=True)
-    os.chmod(path, 0o755)
-    return path

@@ -23,8 +23,6 @@ _release: ContextVar[str] = ContextVar("release", default="")
 _version: ContextVar[str] = ContextVar("version", default="")
 _stage: ContextVar[str] = ContextVar("stage", default="")
 
-FIELDS = ("release", "version", "stage")
-
 
 @contextlib.contextmanager
 def release_context(release: str, version: int | None = None, stage: str | None = None) -> Iterator[None]:
