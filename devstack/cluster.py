@@ -252,21 +252,7 @@ def _readyz(record: ClusterRecord, state: StateDir) -> tuple[int, str]:
 
 
 def _live(record: ClusterRecord) -> dict[str, bool]:
-    return {name: _owned_and_alive(record, name) for name in record.pids}
-
-
-def _owned_and_alive(record: ClusterRecord, name: str) -> bool:
-    pid = record.pids[name]
-    if not processes.alive(pid):
-        return False
-    executable = record.executables.get(name)
-    if executable is None:
-        return True
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
-        return False
-    return bool(cmdline) and cmdline[0].decode(errors="replace") == executable
+    return {name: record.owns(name) for name in record.pids}
 
 
 def config_fingerprint() -> str:
@@ -289,7 +275,7 @@ def is_running(state: StateDir, patience: float = 30.0) -> bool:
         return False
     deadline = time.monotonic() + patience
     while _readyz(record, state)[0] != 200:
-        if time.monotonic() >= deadline or not _owned_and_alive(record, "kube-apiserver"):
+        if time.monotonic() >= deadline or not record.owns("kube-apiserver"):
             return False
         time.sleep(0.5)
     return True
@@ -297,7 +283,7 @@ def is_running(state: StateDir, patience: float = 30.0) -> bool:
 
 def _check_alive(record: ClusterRecord, state: StateDir, names: tuple[str, ...]) -> None:
     for name in names:
-        if not _owned_and_alive(record, name):
+        if not record.owns(name):
             pid = record.pids[name]
             ended = "is now another program" if processes.alive(pid) else processes.how_it_ended(pid)
             tail = tail_log(state, name, 20)
@@ -350,8 +336,7 @@ def _component_healthy(port: int) -> bool:
 def _start(
     record: ClusterRecord, state: StateDir, name: str, argv: list[str], env: dict[str, str] | None = None
 ) -> None:
-    record.pids[name] = processes.start(argv, state.log(name), env=env, cwd=state.root)
-    record.executables[name] = argv[0]
+    record.remember(name, processes.start(argv, state.log(name), env=env, cwd=state.root))
     state.write(record)
 
 
@@ -381,11 +366,9 @@ def up(
         try:
             return _up_locked(state, podrunner, prometheus, started_by, existing)
         except DevstackError as exc:
-            # A port picked free can be taken by someone else before the component binds it, and a
-            # component was once seen to vanish at start without a word in its log (not reproduced in
-            # dozens of starts since): either way, try once more from scratch with new ports; a real
-            # misconfiguration fails the second time too, with its message.
-            if "address already in use" not in str(exc) and "exited during start" not in str(exc):
+            # A port picked free can be taken by another program before the component binds it: only
+            # that, named in the component's own log, is worth one more try with new ports.
+            if "address already in use" not in str(exc):
                 raise
             _warn(f"start failed, retrying once with new ports: {str(exc).splitlines()[0]}")
             return _up_locked(state, podrunner, prometheus, started_by, None)
@@ -443,11 +426,11 @@ def _start_addons(
     record: ClusterRecord, state: StateDir, podrunner: bool, prometheus: bool, only_missing: bool
 ) -> None:
     """Start the pod runner and Prometheus; on a running devstack, restart whichever of them has died."""
-    if podrunner and not (only_missing and "podrunner" in record.pids and _owned_and_alive(record, "podrunner")):
+    if podrunner and not (only_missing and record.owns("podrunner")):
         if only_missing:
             _say("pod runner not running: starting it")
         _start_podrunner(record, state)
-    if prometheus and not (only_missing and "prometheus" in record.pids and _owned_and_alive(record, "prometheus")):
+    if prometheus and not (only_missing and record.owns("prometheus")):
         port = record.ports.get("prometheus") or processes.free_port()
         if not processes.port_is_free(port):
             port = processes.free_port()
@@ -478,7 +461,7 @@ def _wait_prometheus(record: ClusterRecord, state: StateDir, timeout: float = 30
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if not _owned_and_alive(record, "prometheus"):
+        if not record.owns("prometheus"):
             _warn(f"prometheus exited; see {state.log('prometheus')}:\n{tail_log(state, 'prometheus', 10)}")
             return False
         with (
@@ -497,7 +480,7 @@ def _stop_all(record: ClusterRecord, state: StateDir) -> list[str]:
     order = [name for name in reversed(START_ORDER) if name in record.pids]
     order += [name for name in record.pids if name not in order]
     for name in order:
-        if _owned_and_alive(record, name):
+        if record.owns(name):
             # The pod runner stops its pods' processes itself: give it their grace periods.
             processes.stop(record.pids[name], grace=40.0 if name == "podrunner" else 10.0)
             stopped.append(name)

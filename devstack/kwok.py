@@ -92,11 +92,8 @@ def ensure(state: StateDir, nodes: int, timeout: float = 60.0) -> list[str]:
         record = state.read()
         if record is None:
             raise KwokError(f"no devstack in {state.root}; run `python -m devstack up` first")
-        pid = record.pids.get("kwok")
-        if pid is None or not processes.alive(pid):
-            command = argv(state)
-            record.pids["kwok"] = processes.start(command, state.log("kwok"), cwd=state.root)
-            record.executables["kwok"] = command[0]
+        if not record.owns("kwok"):
+            record.remember("kwok", processes.start(argv(state), state.log("kwok"), cwd=state.root))
             state.write(record)
     names = [f"{NODE_PREFIX}{i}" for i in range(nodes)]
     manifest = {"apiVersion": "v1", "kind": "List", "items": [node_manifest(name) for name in names]}

@@ -4,6 +4,15 @@ Why process groups: a component may fork helpers (the pod runner starts one
 process per pod), and ``down`` must leave nothing behind.  Signalling the whole
 group by the pid we recorded reaches every descendant that did not deliberately
 leave it, and never touches a process some other engineer or test started.
+
+Why a process is known by its pid *and* its start time (``Started``), never by
+its command line: ``Popen`` returns as soon as the child's close-on-exec pipe
+closes, which happens inside ``execve`` before the kernel has set up the new
+program's argument area, so for a moment ``/proc/PID/cmdline`` reads empty and
+a live etcd looked like "another program" (on a busy machine, one start in
+eight).  The start time in ``/proc/PID/stat`` is fixed when the process is
+forked, is the same before and after ``exec``, and differs for any later
+process that reuses the pid; the boot id rules out a pid reused after a reboot.
 """
 
 from __future__ import annotations
@@ -15,7 +24,47 @@ import socket
 import subprocess
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+
+BOOT_ID_PATH = Path("/proc/sys/kernel/random/boot_id")
+_children: dict[int, subprocess.Popen[bytes]] = {}
+
+
+def boot_id() -> str:
+    """This boot of the machine: pids and start times mean nothing across a reboot."""
+    return BOOT_ID_PATH.read_text().strip()
+
+
+def start_ticks(pid: int) -> int | None:
+    """When the kernel created ``pid``, in clock ticks since boot (``/proc/PID/stat`` field 22); None if gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # The fields after the parenthesised command name (which may hold spaces) start at field 3 (state).
+    return int(stat.rsplit(")", 1)[-1].split()[19])
+
+
+@dataclass(frozen=True)
+class Started:
+    """One process as devstack started it: the pid is reused by the kernel, the triple never is."""
+
+    pid: int
+    start_ticks: int
+    boot_id: str
+
+    @classmethod
+    def of(cls, pid: int) -> Started:
+        """The identity of the live process ``pid`` (a child just forked is already identifiable)."""
+        ticks = start_ticks(pid)
+        if ticks is None:
+            raise ProcessLookupError(f"process {pid} does not exist")
+        return cls(pid, ticks, boot_id())
+
+    def running(self) -> bool:
+        """True while this very process lives (not a zombie, not a later process with the same pid)."""
+        return self.boot_id == boot_id() and alive(self.pid) and start_ticks(self.pid) == self.start_ticks
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -34,8 +83,8 @@ def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
         return True
 
 
-def start(argv: Sequence[str], log_path: Path, env: dict[str, str] | None = None, cwd: Path | None = None) -> int:
-    """Start ``argv`` detached in a new session (so a new process group); return its pid.
+def start(argv: Sequence[str], log_path: Path, env: dict[str, str] | None = None, cwd: Path | None = None) -> Started:
+    """Start ``argv`` detached in a new session (so a new process group); return who it is.
 
     The child outlives this Python process on purpose: ``python -m devstack up``
     returns while the cluster keeps running.
@@ -53,7 +102,14 @@ def start(argv: Sequence[str], log_path: Path, env: dict[str, str] | None = None
             cwd=cwd,
             start_new_session=True,
         )
-    return proc.pid
+    # Kept so that Popen.__del__ never runs: it would reap a child that already exited, and its exit
+    # status (what how_it_ended reports) would be lost.
+    _children[proc.pid] = proc
+    try:
+        return Started.of(proc.pid)
+    except ProcessLookupError:
+        # Not even a zombie can vanish before we reap it, so this is unreachable; say so if it ever is not.
+        raise RuntimeError(f"{argv[0]} (pid {proc.pid}) has no /proc entry right after it was started") from None
 
 
 _exit_statuses: dict[int, int] = {}
@@ -65,6 +121,7 @@ def _reap(pid: int) -> None:
         reaped, status = os.waitpid(pid, os.WNOHANG)
         if reaped == pid:
             _exit_statuses[pid] = status
+            _children.pop(pid, None)
 
 
 def how_it_ended(pid: int) -> str:

@@ -293,8 +293,8 @@ def stop_prometheus(cluster: Cluster) -> str:
     """Stop the devstack's Prometheus (its whole process group, by the recorded pid); return its URL."""
     state = StateDir(cluster.state_dir)
     record = state.read()
-    if record is None or "prometheus" not in record.pids or not record.prometheus_url:
-        raise RuntimeError(f"no Prometheus recorded in {state.record_path}")
+    if record is None or not record.owns("prometheus") or not record.prometheus_url:
+        raise RuntimeError(f"no running Prometheus recorded in {state.record_path}")
     processes.stop(record.pids["prometheus"])
     return record.prometheus_url
 
@@ -315,12 +315,11 @@ def start_prometheus(cluster: Cluster, timeout: float = 60.0) -> str:
         record = state.read()
         if record is None or not record.prometheus_url:
             raise RuntimeError(f"no Prometheus recorded in {state.record_path}")
-        if "prometheus" in record.pids and processes.alive(record.pids["prometheus"]):
+        if record.owns("prometheus"):
             raise RuntimeError(f"Prometheus (pid {record.pids['prometheus']}) is still running")
         listen = record.prometheus_url.removeprefix("http://")
         argv = prometheus.command(state.root, state.admin_kubeconfig, listen)
-        record.pids["prometheus"] = processes.start(argv, state.log("prometheus"), cwd=state.root)
-        record.executables["prometheus"] = argv[0]
+        record.remember("prometheus", processes.start(argv, state.log("prometheus"), cwd=state.root))
         state.write(record)
     url = record.prometheus_url
     wait_for(lambda: _http_status(f"{url}/-/ready") == 200, timeout, interval=0.3, message=f"Prometheus {url} ready")

@@ -35,8 +35,10 @@ class ClusterRecord:
     kubeconfig: str
     prometheus_url: str | None = None
     pids: dict[str, int] = field(default_factory=dict)
-    # The executable each pid was started from, so a pid reused after a reboot is never signalled.
-    executables: dict[str, str] = field(default_factory=dict)
+    # When each pid was created, and in which boot (processes.Started), so that a pid the kernel gave
+    # to another program since is never taken for ours, never signalled, never waited on.
+    start_ticks: dict[str, int] = field(default_factory=dict)
+    boot_id: str = ""
     ports: dict[str, int] = field(default_factory=dict)
     started_by: str = "cli"
     ready_seconds: float | None = None
@@ -50,12 +52,30 @@ class ClusterRecord:
             "kubeconfig": self.kubeconfig,
             "prometheusUrl": self.prometheus_url,
             "pids": self.pids,
-            "executables": self.executables,
+            "startTicks": self.start_ticks,
+            "bootId": self.boot_id,
             "ports": self.ports,
             "startedBy": self.started_by,
             "readySeconds": self.ready_seconds,
             "fingerprint": self.fingerprint,
         }
+
+    def remember(self, name: str, started: processes.Started) -> None:
+        """Record a component just started (the caller writes the record)."""
+        self.pids[name] = started.pid
+        self.start_ticks[name] = started.start_ticks
+        self.boot_id = started.boot_id
+
+    def started(self, name: str) -> processes.Started | None:
+        """The process recorded for ``name``; None if none was, or the record predates start times."""
+        if name not in self.pids or name not in self.start_ticks:
+            return None
+        return processes.Started(self.pids[name], self.start_ticks[name], self.boot_id)
+
+    def owns(self, name: str) -> bool:
+        """True while the very process recorded for ``name`` lives (never a pid reused by another program)."""
+        started = self.started(name)
+        return started is not None and started.running()
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ClusterRecord:
@@ -64,7 +84,8 @@ class ClusterRecord:
             kubeconfig=str(data["kubeconfig"]),
             prometheus_url=data.get("prometheusUrl"),
             pids={str(k): int(v) for k, v in data.get("pids", {}).items()},
-            executables={str(k): str(v) for k, v in data.get("executables", {}).items()},
+            start_ticks={str(k): int(v) for k, v in data.get("startTicks", {}).items()},
+            boot_id=str(data.get("bootId", "")),
             ports={str(k): int(v) for k, v in data.get("ports", {}).items()},
             started_by=str(data.get("startedBy", "cli")),
             ready_seconds=data.get("readySeconds"),
