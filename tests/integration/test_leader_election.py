@@ -1,4 +1,4 @@
-"""Leader election against the real API server: validity, expiry under clock skew, failures, a dead elector.
+"""Leader election against the real API server: validity, expiry under clock skew, network failures.
 
 Each elector runs on a clock the test moves by hand (``ManualClock``), so
 "has this much time passed" is exact; the Lease, its resourceVersions, the
@@ -19,8 +19,6 @@ from leader_support import (
     ManualClock,
     api_client,
     eventually,
-    free_port,
-    http_status,
     lease_errors,
     read_lease,
     reads_more,
@@ -29,9 +27,7 @@ from leader_support import (
 )
 
 from devstack.testing import Cluster
-from modelrelease import metrics
 from modelrelease.leader import LeaderElector, LeaseConfig
-from modelrelease.runner import Health
 
 pytestmark = pytest.mark.cluster
 
@@ -158,37 +154,5 @@ def test_an_elector_cut_off_from_the_api_server_keeps_trying_and_leads_again_aft
             await stop(election)
             await api.close()
             await proxy.cut()
-
-    asyncio.run(scenario())
-
-
-def test_healthz_fails_once_the_elector_has_ended(cluster: Cluster, namespace: str) -> None:
-    async def scenario() -> None:
-        api = await api_client(cluster)
-
-        def broken_callback() -> None:
-            raise RuntimeError("a bug in what runs on election")
-
-        elector = LeaderElector(
-            api, LeaseConfig(namespace, "dies", "me", lease_duration=6, renew_period=2), on_elected=broken_callback
-        )
-        ready = asyncio.Event()
-        ready.set()
-        health = Health(ready.is_set)
-        port = free_port()
-        runner = await metrics.serve(port, healthy=health)
-        url = f"http://127.0.0.1:{port}/healthz"
-        try:
-            assert await http_status(url) == 200
-            election = asyncio.create_task(elector.run(), name="lease")
-            health.watch(election)
-            await eventually(election.done, 30, "the elector to end on the callback's error")
-            assert isinstance(election.exception(), RuntimeError)
-            assert await http_status(url) == 503
-            released = await read_lease(api, namespace, "dies")
-            assert released.spec.holder_identity is None, "the ended elector kept the Lease"
-        finally:
-            await runner.cleanup()
-            await api.close()
 
     asyncio.run(scenario())

@@ -1,7 +1,7 @@
 """``/healthz`` (served by ``metrics.serve``, read over HTTP) while the elector cannot reach the API server.
 
 A replica cut off from the API server is not broken, and restarting it would
-not help, so it stays healthy; tests/integration/test_leader_election.py shows
+not help, so it stays healthy; tests/integration/test_leader_elector_end.py shows
 ``/healthz`` failing once the elector has ended.
 """
 
