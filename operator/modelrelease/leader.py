@@ -20,7 +20,8 @@ renew_period`` from the monotonic time taken *before* its last successful
 renewal was sent, so a slow request shortens the validity and never extends
 it.  A challenger can only see that renewal after it was written, hence after
 the validity began, and waits a full ``lease_duration`` from then: the leader
-stops ``renew_period`` before anybody else may start.  ``validity_left()``
+stops ``renew_period`` before anybody else may start, a margin for clocks
+ticking at slightly different rates and for a write already in flight.  ``validity_left()``
 bounds a pass (``scheduler``) and ``is_leader()`` fences every write
 (``kube.fencing``), so a replica stops writing once it knows it lost.
 
@@ -132,6 +133,7 @@ class LeaderElector:
         self._monotonic = monotonic
         self._valid_until = -math.inf
         self._observed = LeaseObservation()
+        self._acting = False  # what the last attempt found, for the log
         self.failures = 0
         """Attempts failed in a row (0 after a successful one)."""
 
@@ -178,11 +180,12 @@ class LeaderElector:
             self._valid_until = started + self.config.validity if holds else -math.inf
         leader = self.is_leader()
         LEADER.set(1 if leader else 0)
+        if self._acting and not (was_leader and leader):  # lost now, or the validity ran out since the last attempt
+            log.warning("lost lease %s/%s: stopped acting", self.config.namespace, self.config.name)
         if leader and not was_leader:
             log.info("acquired lease %s/%s as %s", self.config.namespace, self.config.name, self.config.identity)
             self._on_elected()
-        elif was_leader and not leader:
-            log.warning("lost lease %s/%s: no longer acting", self.config.namespace, self.config.name)
+        self._acting = leader
         return leader
 
     async def _acquire_or_renew(self) -> bool:
@@ -205,7 +208,7 @@ class LeaderElector:
                 raise
             self._observed.see(lease_record(created), self._monotonic())
             return True
-        self._observed.see(lease_record(lease), self._monotonic())
+        self._observed.see(lease_record(lease), self._monotonic())  # after the read returned: the later, the safer
         spec: Any = lease.spec or client.V1LeaseSpec()
         holder = spec.holder_identity
         duration = float(spec.lease_duration_seconds or config.lease_duration)

@@ -156,3 +156,29 @@ def test_an_elector_cut_off_from_the_api_server_keeps_trying_and_leads_again_aft
             await proxy.cut()
 
     asyncio.run(scenario())
+
+
+def test_a_leader_whose_validity_ran_out_is_elected_anew_when_it_renews(cluster: Cluster, namespace: str) -> None:
+    """Passes stopped when the validity ran out wait for ``on_elected`` (the scheduler's wake_all): it must come."""
+
+    async def scenario() -> list[float]:
+        api = await api_client(cluster)
+        clock = ManualClock(1000.0)
+        elections: list[float] = []
+        elector = LeaderElector(
+            api,
+            LeaseConfig(namespace, "lapse", "me", lease_duration=15, renew_period=5),
+            on_elected=lambda: elections.append(clock.now),
+            monotonic=clock,
+        )
+        try:
+            assert await elector.attempt()
+            assert await elector.attempt()  # a renewal on time is no new election
+            clock.advance(11.0)  # paused (a long GC, SIGSTOP) past the 10 s of validity
+            assert not elector.is_leader()
+            assert await elector.attempt()  # still the holder: nobody took over in 11 s of a 15 s lease
+            return elections
+        finally:
+            await api.close()
+
+    assert asyncio.run(scenario()) == [1000.0, 1011.0]
