@@ -51,6 +51,11 @@ PROMETHEUS_ERRORS = Counter(
     registry=REGISTRY,
 )
 LEADER = Gauge("modelrelease_leader", "1 while this replica holds the operator Lease.", registry=REGISTRY)
+LEASE_ERRORS = Counter(
+    "modelrelease_lease_errors_total",
+    "Attempts to acquire or renew the operator Lease that failed (API server unreachable, timeout, refusal).",
+    registry=REGISTRY,
+)
 
 
 def count_phases(phases: dict[str, str]) -> None:

@@ -43,6 +43,7 @@ from modelrelease.engine.clock import format_time
 from modelrelease.engine.conditions import find_condition, set_condition
 from modelrelease.engine.phases import ACTIVE_PHASES
 from modelrelease.kube.client import Kube, Manifest, StatusConflict, describe_api_error
+from modelrelease.kube.fencing import LeadershipLost
 from modelrelease.logs import set_rollout
 from modelrelease.measure import Analyzer, smoke_test
 from modelrelease.metrics import (
@@ -105,6 +106,10 @@ async def reconcile(ctx: OperatorContext, namespace: str, name: str) -> PassOutc
         outcome = "conflict"
         log.info("status changed during the pass; deciding again from fresh data")
         return PassOutcome(phase=None, next_in=CONFLICT_RETRY)
+    except LeadershipLost as lost:
+        outcome = "fenced"  # stop here, no retry: the scheduler wakes every release once this replica leads again
+        log.warning("pass stopped before writing: %s", lost)
+        return PassOutcome(phase=None, next_in=None)
     finally:
         RECONCILE_SECONDS.labels(outcome=outcome).observe(time.monotonic() - started)
 

@@ -4,6 +4,12 @@ Why kopf runs in standalone mode: two replicas are kept apart by the Lease
 (``leader``), which needs no CRD; kopf's own peering would need one.
 kopf's event posting is off because the operator posts its own, worded
 events; kopf's would only repeat its log lines on the release.
+
+Why ``/healthz`` watches the Lease task: a replica whose elector has ended
+can never lead again, yet kopf keeps it looking alive.  The elector survives
+every I/O error by itself (``leader``), so its end is a bug; ``/healthz`` then
+fails and the kubelet restarts the pod instead of leaving a replica that
+silently never acts.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ import contextlib
 import logging
 import os
 import socket
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -33,6 +39,34 @@ from modelrelease.routing.replicas import ReplicasRouter
 from modelrelease.scheduler import Scheduler
 
 log = logging.getLogger("modelrelease.operator")
+
+
+class Health:
+    """What ``/healthz`` answers: kopf is ready and no task the operator cannot work without has ended."""
+
+    def __init__(self, ready: Callable[[], bool]) -> None:
+        self._ready = ready
+        self._vital: list[asyncio.Task[None]] = []
+
+    def watch(self, task: asyncio.Task[None]) -> None:
+        """From now on, ``task`` ending (unless cancelled at shutdown) makes the process unhealthy."""
+        self._vital.append(task)
+        task.add_done_callback(_report_end)
+
+    def __call__(self) -> bool:
+        return self._ready() and not any(task.done() for task in self._vital)
+
+
+def _report_end(task: asyncio.Task[None]) -> None:
+    if task.cancelled():
+        return
+    error = task.exception()
+    log.critical(
+        "task %s ended (%s): the operator cannot act without it; /healthz now fails",
+        task.get_name(),
+        f"{type(error).__name__}: {error}" if error else "returned",
+        exc_info=error,
+    )
 
 
 def default_identity() -> str:
@@ -70,7 +104,18 @@ async def run(settings: RunConfig, stop: asyncio.Event | None = None) -> None:
         # kopf logs in on its own (via the kubernetes client), which reads KUBECONFIG.
         os.environ["KUBECONFIG"] = str(settings.kubeconfig)
     api_client = await _api_client(settings.kubeconfig)
-    kube = Kube(api_client)
+    elector = LeaderElector(
+        api_client,
+        LeaseConfig(
+            namespace=settings.lease_namespace,
+            name=settings.lease_name,
+            identity=settings.identity,
+            lease_duration=settings.lease_duration,
+            renew_period=max(1.0, settings.lease_duration / 3),
+        ),
+        on_elected=lambda: scheduler.wake_all(),
+    )
+    kube = Kube(api_client, may_write=elector.is_leader)
     context = OperatorContext(
         kube=kube,
         analyzer=Analyzer(settings.prometheus_address),
@@ -81,23 +126,13 @@ async def run(settings: RunConfig, stop: asyncio.Event | None = None) -> None:
     async def one_pass(namespace: str, name: str) -> PassOutcome:
         return await reconcile(context, namespace, name)
 
-    elector: LeaderElector | None = None
-    scheduler = Scheduler(one_pass, may_act=lambda: elector is not None and elector.is_leader())
-    elector = LeaderElector(
-        api_client,
-        LeaseConfig(
-            namespace=settings.lease_namespace,
-            name=settings.lease_name,
-            identity=settings.identity,
-            lease_duration=settings.lease_duration,
-            renew_period=max(1.0, settings.lease_duration / 3),
-        ),
-        on_elected=scheduler.wake_all,
-    )
+    scheduler = Scheduler(one_pass, may_act=elector.is_leader, time_left=elector.validity_left)
     ready = asyncio.Event()
     stop_flag = stop or asyncio.Event()
-    runner = await metrics.serve(settings.metrics_port, healthy=ready.is_set, host=settings.metrics_host)
+    health = Health(ready.is_set)
+    runner = await metrics.serve(settings.metrics_port, healthy=health, host=settings.metrics_host)
     election = asyncio.create_task(elector.run(), name="lease")
+    health.watch(election)
     kopf_settings = kopf.OperatorSettings()
     kopf_settings.posting.enabled = False
     log.info(

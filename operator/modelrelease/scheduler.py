@@ -11,7 +11,12 @@ here only watches and wakes; this module decides when a release runs:
   interval while a rollout is judged), or until woken when the release is
   idle (Succeeded, RolledBack): idle releases cost no API calls at all;
 - passes of one release never overlap; wakes during a pass coalesce into
-  one more pass.
+  one more pass;
+- a pass runs only while this replica leads, and no longer: it is cancelled
+  when the Lease's validity runs out before it ends (each renewal extends
+  it), so a slow pass cannot act on leadership it no longer has.  A pass
+  stopped that way, or by a fenced write (``LeadershipLost``), is not
+  retried; the release runs again when this replica is elected (``wake_all``).
 """
 
 from __future__ import annotations
@@ -19,9 +24,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from modelrelease.kube.fencing import LeadershipLost
 from modelrelease.logs import release_context
 from modelrelease.metrics import count_phases
 from modelrelease.reconcile import PassOutcome
@@ -42,11 +49,21 @@ class _Slot:
 
 
 class Scheduler:
-    """Runs ``run_pass(namespace, name)`` for each known release, only while ``may_act()`` says so."""
+    """Runs ``run_pass(namespace, name)`` for each known release, only while ``may_act()`` says so.
 
-    def __init__(self, run_pass: PassFn, may_act: Callable[[], bool] = lambda: True) -> None:
+    ``time_left()`` is how many seconds this replica may still act (the
+    Lease's validity left); a pass still running when it reaches 0 is cancelled.
+    """
+
+    def __init__(
+        self,
+        run_pass: PassFn,
+        may_act: Callable[[], bool] = lambda: True,
+        time_left: Callable[[], float] = lambda: math.inf,
+    ) -> None:
         self._run_pass = run_pass
         self._may_act = may_act
+        self._time_left = time_left
         self._slots: dict[Key, _Slot] = {}
         self._phases: dict[str, str] = {}
 
@@ -95,7 +112,7 @@ class Scheduler:
             delay: float | None
             with release_context(f"{namespace}/{name}"):
                 try:
-                    outcome = await self._run_pass(namespace, name)
+                    outcome = await self._pass_while_leading(namespace, name)
                     failures = 0
                     delay = outcome.next_in
                     if outcome.phase is not None:
@@ -103,6 +120,9 @@ class Scheduler:
                         count_phases(self._phases)
                 except asyncio.CancelledError:
                     raise
+                except LeadershipLost as lost:
+                    delay = None
+                    log.warning("pass stopped: %s; the release runs again once this replica leads", lost)
                 except Exception:
                     delay = FAILURE_BACKOFF[min(failures, len(FAILURE_BACKOFF) - 1)]
                     failures += 1
@@ -111,3 +131,24 @@ class Scheduler:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(slot.wake.wait(), timeout=delay)
                 slot.wake.set()
+
+    async def _pass_while_leading(self, namespace: str, name: str) -> PassOutcome:
+        """One pass, cancelled (LeadershipLost) if this replica's time to act runs out before it ends."""
+
+        async def run() -> PassOutcome:
+            return await self._run_pass(namespace, name)
+
+        one_pass = asyncio.create_task(run(), name=f"pass {namespace}/{name}")
+        try:
+            while not one_pass.done():
+                left = self._time_left()
+                if left <= 0:
+                    break
+                await asyncio.wait({one_pass}, timeout=None if math.isinf(left) else left)
+        finally:
+            if not one_pass.done():
+                one_pass.cancel()
+                await asyncio.wait({one_pass})  # unlike awaiting the task, never swallows our own cancellation
+        if one_pass.cancelled():
+            raise LeadershipLost("the Lease's validity ran out during the pass, which was cancelled")
+        return one_pass.result()

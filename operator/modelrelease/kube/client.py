@@ -14,6 +14,7 @@ re-reads the world and decides again.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,6 +22,7 @@ from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from modelrelease import GROUP, PLURAL, VERSION
+from modelrelease.kube.fencing import fenced
 
 FIELD_MANAGER = "modelrelease-operator"
 APPLY = "application/apply-patch+yaml"
@@ -40,11 +42,13 @@ class StatusConflict(Exception):
 class Kube:
     """The operator's handful of API calls, behind one object handlers can share."""
 
-    def __init__(self, api_client: client.ApiClient) -> None:
+    def __init__(self, api_client: client.ApiClient, may_write: Callable[[], bool] = lambda: True) -> None:
+        """Every request that changes anything first asks ``may_write()`` (is this replica the leader?)."""
         self.api_client = api_client
-        self.apps = client.AppsV1Api(api_client)
-        self.core = client.CoreV1Api(api_client)
-        self.custom = client.CustomObjectsApi(api_client)
+        guarded = fenced(api_client, may_write)  # a refused write raises kube.fencing.LeadershipLost
+        self.apps = client.AppsV1Api(guarded)
+        self.core = client.CoreV1Api(guarded)
+        self.custom = client.CustomObjectsApi(guarded)
 
     async def apply(self, manifest: Manifest) -> None:
         """Server-side apply one Deployment, Service or ConfigMap."""
