@@ -63,7 +63,7 @@ def test_model_config_pins_specific_version() -> None:
 # most of these in names and paths, the config writer escapes them anyway.
 HOSTILE_STRINGS = [
     '/models/digits" } config { name: "evil" base_path: "/tmp/evil',
-    "/models/digits\"\nmodel_version_policy { all {} }",
+    '/models/digits"\nmodel_version_policy { all {} }',
     "/models\\digits\\",
     "/models/digits\\",
     "/it's/'quoted'",
