@@ -328,4 +328,4 @@ def test_api_server_and_operator_agree_on_every_base_path(
             operator_accepts = False
         if (dry_run.returncode == 0) != operator_accepts:
             disagreements.append((path, dry_run.returncode == 0, operator_accepts, dry_run.stderr.strip()))
-    assert disagreements == []
+    assert disagreements == [], "\n".join(map(repr, disagreements))
