@@ -123,7 +123,7 @@ INVALID: list[tuple[str, dict[str, Any], str, str]] = [
     ("relative-base-path", _with_spec(model={"basePath": "models/digits"}), "spec.model.basePath", "should match"),
     (
         "base-path-with-quote",
-        _with_spec(model={"basePath": '/models/digits" } config { name: "evil'}),
+        _with_spec(model={"basePath": '/x"}config{name:"evil"base_path:"/tmp/evil'}),
         "spec.model.basePath",
         "should match",
     ),

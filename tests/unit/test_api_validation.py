@@ -70,7 +70,7 @@ def test_relative_base_path_is_refused_and_urls_are_accepted() -> None:
 @pytest.mark.parametrize(
     "path",
     [
-        '/models/digits" } config { name: "evil',
+        '/x"}config{name:"evil"base_path:"/tmp/evil',
         "/models/digits\nmodel_config_list {}",
         "/models\\digits",
         "/models/\tdigits",

@@ -62,6 +62,8 @@ def test_model_config_pins_specific_version() -> None:
 # What TF Serving's text-format parser must read back verbatim: the API refuses
 # most of these in names and paths, the config writer escapes them anyway.
 HOSTILE_STRINGS = [
+    # Accepted by the API before the fix: the old writer then served a second model, evil, from /tmp/evil.
+    '/x"}config{name:"evil"base_path:"/tmp/evil',
     '/models/digits" } config { name: "evil" base_path: "/tmp/evil',
     '/models/digits"\nmodel_version_policy { all {} }',
     "/models\\digits\\",
