@@ -90,6 +90,8 @@ class OperatorProcess:
     prometheus_address: str | None = None
     lease_namespace: str = "default"
     log_format: str = "text"
+    extra_args: tuple[str, ...] = ()
+    """More ``modelrelease run`` flags, e.g. the release policy's ``--allowed-image``."""
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -112,6 +114,7 @@ class OperatorProcess:
             f"--lease-name={self.lease_name}",
             f"--lease-namespace={self.lease_namespace}",
             f"--log-format={self.log_format}",
+            *self.extra_args,
         ]
 
     def start(self, timeout: float = 60.0) -> None:

@@ -224,3 +224,52 @@ def fresh_namespace(handle: Cluster, test_name: str, timeout: float = 30.0) -> I
         yield name
     finally:
         handle.kubectl("delete", "namespace", name, "--wait=false", "--ignore-not-found", check=False)
+
+
+@contextlib.contextmanager
+def recording_prometheus() -> Iterator[RecordedRequests]:
+    """A real HTTP listener on 127.0.0.1 that records every request and answers each like a Prometheus query (1).
+
+    Stands where a release points ``spec.analysis.prometheus.address`` in the
+    SSRF tests: what it recorded is exactly what reached it.
+    """
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    recorded = RecordedRequests()
+    answer = json.dumps(
+        {"status": "success", "data": {"resultType": "vector", "result": [{"metric": {}, "value": [0, "1"]}]}}
+    ).encode()
+
+    class Handler(BaseHTTPRequestHandler):
+        def _answer(self) -> None:
+            recorded.paths.append(self.path)
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(answer)))
+            self.end_headers()
+            self.wfile.write(answer)
+
+        do_GET = do_POST = _answer
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    recorded.address = f"http://127.0.0.1:{server.server_address[1]}"
+    thread = threading.Thread(target=server.serve_forever, name="recording-prometheus", daemon=True)
+    thread.start()
+    try:
+        yield recorded
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+@dataclass
+class RecordedRequests:
+    """``recording_prometheus``'s address and the path of every request it received, in order."""
+
+    address: str = ""
+    paths: list[str] = field(default_factory=list)

@@ -17,6 +17,7 @@ from modelrelease.engine.actions import RunAnalysis, RunSmoke
 from modelrelease.engine.observations import AnalysisResult, SmokeResult
 from modelrelease.kube.client import Kube
 from modelrelease.observe import VersionPods
+from modelrelease.policy import PrometheusAllowList
 from modelrelease.serving import GoldenSet, GoldenSetError, run_smoke
 
 SMOKE_TIMEOUT = 30.0
@@ -44,10 +45,18 @@ async def smoke_test(
 
 
 class Analyzer:
-    """Runs analysis checks, one Prometheus client per address (connection pools are reused)."""
+    """Runs analysis checks, one Prometheus client per address (connection pools are reused).
 
-    def __init__(self, default_address: str | None) -> None:
+    A release's own address is used only when ``allowed`` lists it (the
+    operator's ``--prometheus-address`` and ``--allowed-prometheus-address``):
+    reconcile refuses such a release before it gets here, and this second
+    check makes sure no query is ever sent to an address the operator's
+    admins did not list.
+    """
+
+    def __init__(self, default_address: str | None, allowed: PrometheusAllowList | None = None) -> None:
         self.default_address = default_address
+        self.allowed = allowed if allowed is not None else PrometheusAllowList.of(default_address)
         self._providers: dict[str, PrometheusProvider] = {}
 
     def address_for(self, spec: ModelReleaseSpec) -> str | None:
@@ -69,6 +78,9 @@ class Analyzer:
                 "no Prometheus address: set spec.analysis.prometheus.address or the operator's --prometheus-address"
             )
             results = [MetricResult(name=m.name, verdict="inconclusive", message=missing) for m in metrics]
+        elif address != self.default_address and not self.allowed.allows(address):
+            refused = f"query not sent: {address} is not an allowed Prometheus address (--allowed-prometheus-address)"
+            results = [MetricResult(name=m.name, verdict="inconclusive", message=refused) for m in metrics]
         else:
             provider = self._providers.get(address)
             if provider is None:

@@ -62,6 +62,7 @@ from modelrelease.observe import (
     read_deployments,
     read_requests,
 )
+from modelrelease.policy import ReleasePolicy
 from modelrelease.routing.base import Router
 
 log = logging.getLogger("modelrelease.reconcile")
@@ -78,12 +79,13 @@ WAIT_POLL = 2.0
 
 @dataclass
 class OperatorContext:
-    """What every pass shares: the API client, the analyzer, the routers, the engine's knobs."""
+    """What every pass shares: the API client, the analyzer, the routers, the engine's knobs, the policy."""
 
     kube: Kube
     analyzer: Analyzer
     routers: Mapping[str, Router]
     settings: EngineSettings = field(default_factory=EngineSettings)
+    policy: ReleasePolicy = field(default_factory=ReleasePolicy)
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
 
 
@@ -123,6 +125,10 @@ async def _reconcile(ctx: OperatorContext, namespace: str, name: str) -> PassOut
         parsed = parse_release(release)
     except InvalidRelease as invalid:
         await _report_unusable(kube, release, "InvalidSpec", f"the release cannot be acted on: {invalid}")
+        return PassOutcome(phase=None, next_in=None)
+    refusal = ctx.policy.refusal(parsed.spec)
+    if refusal is not None:  # checked before anything is applied or queried: modelrelease.policy
+        await _report_unusable(kube, release, refusal.reason, refusal.message)
         return PassOutcome(phase=None, next_in=None)
     spec, status = parsed.spec, parsed.status
     router = ctx.routers.get(spec.traffic.router)

@@ -34,6 +34,7 @@ from modelrelease.kube.client import Kube
 from modelrelease.leader import LeaderElector, LeaseConfig
 from modelrelease.measure import Analyzer
 from modelrelease.namespaces import scope_of
+from modelrelease.policy import DEFAULT_SERVICE_ACCOUNTS, PrometheusAllowList, ReleasePolicy
 from modelrelease.reconcile import OperatorContext, PassOutcome, reconcile
 from modelrelease.routing.replicas import ReplicasRouter
 from modelrelease.scheduler import Scheduler
@@ -86,6 +87,19 @@ class RunConfig:
     identity: str = field(default_factory=default_identity)
     lease_duration: float = 15.0
     load_timeout: timedelta = timedelta(minutes=10)
+    allowed_prometheus_addresses: Sequence[str] = ()
+    allowed_images: Sequence[str] = ()
+    allowed_service_accounts: Sequence[str] = ()
+    allow_privileged_pods: bool = False
+
+    def release_policy(self) -> ReleasePolicy:
+        """What releases may ask for (modelrelease.policy): the trust model the README describes."""
+        return ReleasePolicy(
+            prometheus=PrometheusAllowList.of(self.prometheus_address, self.allowed_prometheus_addresses),
+            images=tuple(self.allowed_images),
+            service_accounts=tuple(dict.fromkeys([*DEFAULT_SERVICE_ACCOUNTS, *self.allowed_service_accounts])),
+            allow_privileged_pods=self.allow_privileged_pods,
+        )
 
 
 async def _api_client(kubeconfig: Path | None) -> client.ApiClient:
@@ -116,11 +130,13 @@ async def run(settings: RunConfig, stop: asyncio.Event | None = None) -> None:
         on_elected=lambda: scheduler.wake_all(),
     )
     kube = Kube(api_client, may_write=elector.is_leader)
+    policy = settings.release_policy()
     context = OperatorContext(
         kube=kube,
-        analyzer=Analyzer(settings.prometheus_address),
+        analyzer=Analyzer(settings.prometheus_address, policy.prometheus),
         routers={"replicas": ReplicasRouter(kube)},
         settings=EngineSettings(load_timeout=settings.load_timeout),
+        policy=policy,
     )
 
     async def one_pass(namespace: str, name: str) -> PassOutcome:
@@ -136,9 +152,14 @@ async def run(settings: RunConfig, stop: asyncio.Event | None = None) -> None:
     kopf_settings = kopf.OperatorSettings()
     kopf_settings.posting.enabled = False
     log.info(
-        "starting: namespaces=%s prometheus=%s lease=%s/%s identity=%s",
+        "starting: namespaces=%s prometheus=%s allowed-prometheus=%s images=%s service-accounts=%s "
+        "privileged-pods=%s lease=%s/%s identity=%s",
         ",".join(settings.namespaces) or "(all)",
-        settings.prometheus_address or "(per release)",
+        settings.prometheus_address or "(none)",
+        policy.prometheus.describe(),
+        ",".join(policy.images) or "(any)",
+        ",".join(policy.service_accounts) or "(none)",
+        "allowed" if policy.allow_privileged_pods else "refused",
         settings.lease_namespace,
         settings.lease_name,
         settings.identity,

@@ -5,7 +5,8 @@ Reusable pieces for every rollout scenario:
 - ``operator_process`` (module): ``python -m modelrelease.cli run`` with the
   admin kubeconfig, watching only this module's namespaces (a glob), with
   its own Lease, logs in a file that is attached to every failed test's
-  report.  ``.kill()`` / ``.start()`` restart it (SIGKILL scenarios).
+  report.  ``.kill()`` / ``.start()`` restart it (SIGKILL scenarios); a test
+  module's ``OPERATOR_FLAGS`` adds ``modelrelease run`` flags to its operator.
 - ``release_namespace`` (function): a fresh namespace the operator watches,
   with the golden-set ConfigMap in it.
 - ``releases`` (function): ``Releases`` bound to that namespace: build and
@@ -41,8 +42,13 @@ def namespace_prefix() -> str:
 
 @pytest.fixture(scope="module")
 def operator_process(
-    cluster: Cluster, crd_installed: None, namespace_prefix: str, tmp_path_factory: pytest.TempPathFactory
+    cluster: Cluster,
+    crd_installed: None,
+    namespace_prefix: str,
+    tmp_path_factory: pytest.TempPathFactory,
+    request: pytest.FixtureRequest,
 ) -> Iterator[OperatorProcess]:
+    """The module's operator; a module's ``OPERATOR_FLAGS`` (a tuple) adds ``modelrelease run`` flags."""
     log_path = tmp_path_factory.mktemp("operator") / "operator.log"
     operator = OperatorProcess(
         cluster=cluster,
@@ -50,6 +56,7 @@ def operator_process(
         log_path=log_path,
         identity=f"e2e-{namespace_prefix}",
         lease_name=f"modelrelease-{namespace_prefix}",
+        extra_args=tuple(getattr(request.module, "OPERATOR_FLAGS", ())),
     )
     operator.start()
     try:

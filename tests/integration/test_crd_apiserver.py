@@ -121,6 +121,26 @@ INVALID: list[tuple[str, dict[str, Any], str, str]] = [
     ("version-zero", _with_spec(model={"version": 0}), "spec.model.version", "greater than or equal to 1"),
     ("no-image", _with_spec(serving={"image": None}), "spec.serving.image", "Required value"),
     ("relative-base-path", _with_spec(model={"basePath": "models/digits"}), "spec.model.basePath", "should match"),
+    (
+        "base-path-with-quote",
+        _with_spec(model={"basePath": '/x"}config{name:"evil"base_path:"/tmp/evil'}),
+        "spec.model.basePath",
+        "should match",
+    ),
+    (
+        "base-path-with-newline",
+        _with_spec(model={"basePath": "/models/digits\nx"}),
+        "spec.model.basePath",
+        "should match",
+    ),
+    (
+        "base-path-with-backslash",
+        _with_spec(model={"basePath": "/models\\digits"}),
+        "spec.model.basePath",
+        "should match",
+    ),
+    ("base-path-with-del", _with_spec(model={"basePath": "/models/digits\x7f"}), "spec.model.basePath", "should match"),
+    ("model-name-with-quote", _with_spec(model={"name": 'digits"'}), "spec.model.name", "should match"),
     ("typo-field", _with_spec(stage=[]), "spec.stage", "unknown field"),
     ("bad-release-name", _merged(_minimal(), {"metadata": {"name": "x" * 51}}), "metadata.name", "at most 50"),
     ("weight-over-100", _with_spec(stages=[{"name": "all", "weight": 150}]), "spec.stages[0].weight", "100"),
@@ -269,3 +289,43 @@ def test_api_server_refuses_invalid_manifest_naming_the_field(
     with pytest.raises(InvalidRelease) as refused:
         parse_release(manifest)
     assert any(line.startswith(field) for line in refused.value.problems), refused.value.problems
+
+
+# Characters around the edges of the basePath rule: the API server (Go's RE2)
+# and the operator (Python's re) must read the pattern the same way.
+BASE_PATHS = [
+    "/models/digits",
+    "gs://bucket/models/digits",
+    "/modèles/数字",
+    "/models/it's+(1)@x,y=z",
+    "/models/\u00a0nbsp",
+    "/models/\u2028line-separator",
+    "/models/\u0085next-line",
+    "/models/\u009fc1",
+    '/models/"quoted"',
+    "/models\\digits",
+    "/models/\x01",
+    "/models/\x7f",
+    "/models/ space",
+    "/models/\ttab",
+    "models/relative",
+]
+
+
+def test_api_server_and_operator_agree_on_every_base_path(
+    cluster: Cluster, namespace: str, crd: dict[str, Any]
+) -> None:
+    disagreements = []
+    for path in BASE_PATHS:
+        manifest = _with_spec(model={"basePath": path})
+        dry_run = cluster.kubectl(
+            "apply", "--dry-run=server", "-n", namespace, "-f", "-", input=json.dumps(manifest), check=False
+        )
+        try:
+            parse_release(manifest)
+            operator_accepts = True
+        except InvalidRelease:
+            operator_accepts = False
+        if (dry_run.returncode == 0) != operator_accepts:
+            disagreements.append((path, dry_run.returncode == 0, operator_accepts, dry_run.stderr.strip()))
+    assert disagreements == [], "\n".join(map(repr, disagreements))

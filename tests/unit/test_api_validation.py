@@ -67,6 +67,32 @@ def test_relative_base_path_is_refused_and_urls_are_accepted() -> None:
     assert spec(model={"basePath": "gs://bucket/models/digits"}).model.base_path == "gs://bucket/models/digits"
 
 
+@pytest.mark.parametrize(
+    "path",
+    [
+        '/x"}config{name:"evil"base_path:"/tmp/evil',
+        "/models/digits\nmodel_config_list {}",
+        "/models\\digits",
+        "/models/\tdigits",
+        "/models/digits\x7f",
+        "/models/digits\x85",
+        "gs://bucket/models digits",
+    ],
+    ids=["quote", "newline", "backslash", "tab", "del", "c1-control", "space"],
+)
+def test_base_path_that_cannot_be_a_path_is_refused_naming_the_field(path: str) -> None:
+    message = only_problem(model={"basePath": path})
+    assert message.startswith("spec.model.basePath: ")
+    assert "without spaces, quotes, backslashes or control characters" in message
+
+
+@pytest.mark.parametrize(
+    "path", ["/models/digits", "s3://bucket/team-a/digits_v2", "hdfs://namenode:8020/m/x@1", "/modèles/it's+(1)"]
+)
+def test_base_paths_real_storage_uses_are_accepted(path: str) -> None:
+    assert spec(model={"basePath": path}).model.base_path == path
+
+
 def test_image_with_spaces_is_refused() -> None:
     assert "without spaces" in only_problem(serving={"image": "tensorflow/serving 2.18"})
 

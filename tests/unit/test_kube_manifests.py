@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from devstack.modelserver.config import parse_model_server_config
 from modelrelease.api.spec import ModelReleaseSpec
 from modelrelease.kube.manifests import (
     LABEL_ROLE,
@@ -52,6 +57,42 @@ def test_each_version_pins_its_own_model_version_through_the_config_file() -> No
 def test_model_config_pins_specific_version() -> None:
     text = model_config_text("digits", "/models/digits", 7)
     assert 'name: "digits"' in text and "specific" in text and "versions: 7" in text
+
+
+# What TF Serving's text-format parser must read back verbatim: the API refuses
+# most of these in names and paths, the config writer escapes them anyway.
+HOSTILE_STRINGS = [
+    # Accepted by the API before the fix: the old writer then served a second model, evil, from /tmp/evil.
+    '/x"}config{name:"evil"base_path:"/tmp/evil',
+    '/models/digits" } config { name: "evil" base_path: "/tmp/evil',
+    '/models/digits"\nmodel_version_policy { all {} }',
+    "/models\\digits\\",
+    "/models/digits\\",
+    "/it's/'quoted'",
+    "/tab\tnew\nline\rcr\x00nul\x7fdel",
+    "/modèles/数字/\u2028",
+]
+
+
+@pytest.mark.parametrize("path", HOSTILE_STRINGS)
+def test_model_config_round_trips_any_base_path_through_tf_servings_parser(path: str) -> None:
+    (model,) = parse_model_server_config(model_config_text("digits", path, 7))
+    assert model.base_path == path
+    assert model.name == "digits"
+    assert (model.policy.kind, model.policy.versions) == ("specific", (7,))
+
+
+@pytest.mark.parametrize("name", ['digits" base_path: "/evil', "dig\\its\n"])
+def test_model_config_round_trips_the_model_name_too(name: str) -> None:
+    (model,) = parse_model_server_config(model_config_text(name, "/models/digits", 3))
+    assert (model.name, model.base_path) == (name, "/models/digits")
+
+
+@given(st.text(st.characters(exclude_categories=("Cs",)), min_size=1, max_size=40), st.integers(1, 10**6))
+def test_model_config_is_one_model_with_exactly_the_given_path_for_any_text(path: str, version: int) -> None:
+    (model,) = parse_model_server_config(model_config_text("m", path, version))
+    assert model.base_path == path
+    assert model.policy.versions == (version,)
 
 
 def test_pod_template_overrides_merge_into_the_pod_spec() -> None:

@@ -79,10 +79,19 @@ ModelName = Annotated[
 ClassLabel = Annotated[
     str, StringRule(r"^[A-Za-z0-9_.:-]+$", 63, "a class label of letters, digits, '_', '.', ':' and '-'")
 ]
+# Written into TF Serving's model config file (a protobuf text-format string,
+# escaped there as well) and passed as a flag: quotes, backslashes, spaces and
+# control characters (C0, DEL, C1) cannot be part of a model path and are
+# refused.  The class is spelled with \x escapes, which Python's re and RE2
+# read alike (unlike \s, which is Unicode-aware in Python only).
+BASE_PATH_PATTERN = r'^(/|[a-z][a-z0-9+.-]*://)[^\x00-\x20\x7f-\x9f"\\]*$'
 BasePath = Annotated[
     str,
     StringRule(
-        r"^(/|[a-z][a-z0-9+.-]*://)[^\s]*$", 1024, "an absolute path or a URL such as gs://bucket/models/digits"
+        BASE_PATH_PATTERN,
+        1024,
+        "an absolute path or a URL such as gs://bucket/models/digits, "
+        "without spaces, quotes, backslashes or control characters",
     ),
 ]
 Image = Annotated[str, StringRule(r"^[^\s]+$", 512, "a container image reference without spaces")]

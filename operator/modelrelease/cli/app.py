@@ -18,6 +18,8 @@ app = typer.Typer(
     help="Stage TensorFlow Serving model rollouts on Kubernetes, judged from Prometheus.",
     no_args_is_help=True,
     add_completion=False,
+    # Plain click help: rich's table cuts long flag names short on an 80-column terminal.
+    rich_markup_mode=None,
 )
 
 
@@ -68,6 +70,35 @@ def run(
     lease_duration: Annotated[
         float, typer.Option(min=2.0, help="Seconds without renewal before another replica may take over.")
     ] = 15.0,
+    allowed_prometheus_address: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="A Prometheus a release may name in spec.analysis.prometheus.address (exact URL; repeat for "
+            "several). --prometheus-address is always allowed; default: nothing else.",
+        ),
+    ] = None,
+    allowed_image: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Glob a release's images must match, e.g. 'tensorflow/serving:*' (repeat for several). "
+            "Default: any image.",
+        ),
+    ] = None,
+    allowed_service_account: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="ServiceAccount a release's pods may run as besides the namespace's 'default' (the one pods "
+            "get when they name none); repeat for several.",
+        ),
+    ] = None,
+    allow_privileged_pods: Annotated[
+        bool,
+        typer.Option(
+            "--allow-privileged-pods",
+            help="Let releases set privileged pod fields (hostNetwork/PID/IPC, hostPath, privileged, added "
+            "capabilities...). Default: refused.",
+        ),
+    ] = False,
 ) -> None:
     """Run the operator until SIGINT or SIGTERM."""
     import os
@@ -89,5 +120,9 @@ def run(
         identity=identity or default_identity(),
         lease_duration=lease_duration,
         load_timeout=parse_duration(load_timeout),
+        allowed_prometheus_addresses=tuple(allowed_prometheus_address or ()),
+        allowed_images=tuple(allowed_image or ()),
+        allowed_service_accounts=tuple(allowed_service_account or ()),
+        allow_privileged_pods=allow_privileged_pods,
     )
     asyncio.run(run_operator(settings))

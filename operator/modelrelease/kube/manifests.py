@@ -75,6 +75,26 @@ def _metadata(owner: Owner, name: str, labels: dict[str, str]) -> dict[str, Any]
     }
 
 
+def _text_format_string(value: str) -> str:
+    """``value`` as a protobuf text-format string literal, quotes included.
+
+    Backslash and both quotes are escaped, and every control character (C0
+    and DEL) becomes an octal escape, so no value can end the string or
+    start a new field; other characters are written as they are (the file
+    is UTF-8, as TF Serving reads it).  The API already refuses such
+    characters in the names and paths written here; this is the second line.
+    """
+    escaped = []
+    for char in value:
+        if char in ('"', "'", "\\"):
+            escaped.append("\\" + char)
+        elif ord(char) < 0x20 or ord(char) == 0x7F:
+            escaped.append(f"\\{ord(char):03o}")
+        else:
+            escaped.append(char)
+    return '"' + "".join(escaped) + '"'
+
+
 def model_config_text(model_name: str, base_path: str, version: int) -> str:
     """TF Serving's ModelServerConfig pinning exactly one version.
 
@@ -85,8 +105,8 @@ def model_config_text(model_name: str, base_path: str, version: int) -> str:
     return (
         "model_config_list {\n"
         "  config {\n"
-        f'    name: "{model_name}"\n'
-        f'    base_path: "{base_path}"\n'
+        f"    name: {_text_format_string(model_name)}\n"
+        f"    base_path: {_text_format_string(base_path)}\n"
         '    model_platform: "tensorflow"\n'
         "    model_version_policy {\n"
         "      specific {\n"
