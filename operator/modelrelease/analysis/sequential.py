@@ -1,0 +1,387 @@
+"""Always-valid sequential tests for proportions, judged on counts pooled over a stage.
+
+Why: a test that looks at one interval at a time, with failures adding up
+over a stage, rolls a good model back more often the longer the stage runs
+(at 60 checks, two thirds of the time for a model exactly at its bound), and
+passing on the point estimate promotes models that are clearly worse.  The
+tests here keep their error rate whatever the number of looks: a good model
+is failed with probability at most ``alpha`` over the whole stage, however
+often it is checked and however long the stage lasts, and a model worse than
+allowed passes with probability at most ``alpha``.
+
+Method.  Every question is asked about a *bad-outcome rate* ``r`` (errors,
+slow requests, wrong answers: ``1 - accuracy``), so "worse" is always
+"higher".  The quantity judged is ``d = r_candidate - r_stable`` against a
+margin (``maxDrop``/``maxIncrease``) or ``d = r_candidate`` against a fixed
+bound (``min``/``max``); ``v`` is the variance of its estimate and ``theta``
+the margin or bound.
+
+- **fail** is the mixture sequential probability ratio test (mSPRT) of
+  Johari, Pekelis and Walsh, "Always Valid Inference: Continuous Monitoring
+  of A/B Tests", Operations Research 70(3), 2022 (arXiv:1512.04922), with a
+  normal mixing distribution of scale ``tau``::
+
+      Lambda = sqrt(v / (v + tau^2)) * exp((d - theta)^2 tau^2 / (2 v (v + tau^2)))
+
+  The candidate fails when ``d > theta`` and ``Lambda >= 1/alpha``.
+  ``Lambda`` is a nonnegative martingale while ``d = theta`` (a
+  supermartingale for ``d < theta`` on the side tested), so by Ville's
+  inequality the chance that it *ever* reaches ``1/alpha`` is at most
+  ``alpha``: one fail is evidence, whatever the number of looks.
+- **pass** inverts the same mixture into the confidence sequence of Howard,
+  Ramdas, McAuliffe and Sekhon, "Time-uniform, nonparametric, nonasymptotic
+  confidence sequences", Annals of Statistics 49(2), 2021::
+
+      d +- sqrt(v (v + tau^2) / tau^2 * (ln((v + tau^2) / v) + 2 ln(1/alpha)))
+
+  which covers the true ``d`` at every time at once with probability
+  ``1 - alpha``.  The candidate passes when the upper end is below the
+  margin or bound (a non-inferiority test).  By construction the lower end
+  is above ``theta`` exactly when the fail test rejects, so the interval
+  shown explains the verdict: **fail** iff lower > theta, **pass** iff
+  upper < theta, **inconclusive** otherwise.
+- **variance**: the larger of the plug-in variance (observed rates) and
+  the variance the counts would have *at* ``theta`` (for two versions, the
+  pooled rate shifted by the margin: ``r_s0 = (bad_c + bad_s - n_c theta) /
+  (n_c + n_s)``, ``r_c0 = r_s0 + theta``).  The plug-in is the conservative
+  choice in the upper tail, the value at ``theta`` in the lower tail (zero
+  errors observed still leaves an honest bound), so the normal approximation
+  errs towards *inconclusive* on either side.  The interval is computed with
+  that variance, so it is exact at the margin, where the verdict is decided.
+- **tau** is ``TAU_SCALE`` per-request standard deviations at ``theta``:
+  the test is most sensitive to effects of about that size, scaled to the
+  metric (a point of accuracy and a tenth of a point of errors are alike).
+- **too few events**: the normal approximation needs enough outcomes of
+  the rarer kind.  Each version must have served enough requests that
+  ``MIN_EVENTS`` of them would be bad (and good) at the margin or bound
+  (``n * min(q, 1 - q) >= MIN_EVENTS`` with ``q`` the candidate's rate at
+  ``theta``); below that the verdict is always inconclusive, so a handful of
+  requests can neither promote nor roll back.  A candidate with no errors at
+  all still passes once it has served enough requests.
+- **alpha** comes from ``spec.analysis.confidence`` split equally over every
+  bound judged in a stage (Bonferroni, ``split_alpha``): the chance that any
+  of them fails a good model is at most ``1 - confidence``.
+
+The normal plug-in makes the guarantee asymptotic; the unit tests and
+``make bench-judgment`` check it by simulation at the rates we serve.
+Counts should be pooled since the stage began (``modelrelease.analysis.pooled``)
+with a steady traffic split within the stage, so that both versions see the
+same mix of traffic and a drift common to both cancels out.
+
+Pure functions, no I/O.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+from modelrelease.api.status import Verdict
+
+MIN_EVENTS = 10
+"""Outcomes of the rarer kind each version must be expected to show at the margin or bound before any verdict.
+
+Ten is the textbook condition (n p >= 10 and n (1 - p) >= 10) for the
+normal approximation to a binomial count; with fewer the approximation's
+tails are too far off for a level as small as a Bonferroni share of 1%.
+"""
+
+TAU_SCALE = 0.1
+"""Scale of the mixing distribution, in per-request standard deviations at the margin or bound.
+
+The mixture is most powerful for effects of roughly this size at the sample
+sizes a stage reaches; between 0.05 and 0.2 the median requests a bad
+candidate serves before rollback change by well under a fifth (see
+docs/benchmarks.md, "Judgment").
+"""
+
+Limit = Literal["min", "max", "maxDrop", "maxIncrease"]
+"""Which bound of a metric is judged; names as in ``MetricSpec`` / ``CompareToBaseline``."""
+
+_HIGHER_IS_BETTER: dict[Limit, bool] = {"min": True, "maxDrop": True, "max": False, "maxIncrease": False}
+_COMPARED: dict[Limit, str] = {"min": "value", "max": "value", "maxDrop": "drop", "maxIncrease": "rise"}
+
+
+@dataclass(frozen=True)
+class Counts:
+    """A version's pooled counts: ``numerator`` events of ``denominator`` trials (successes, errors, slow requests)."""
+
+    numerator: float
+    denominator: float
+
+    @property
+    def value(self) -> float | None:
+        return self.numerator / self.denominator if self.denominator > 0 else None
+
+
+@dataclass(frozen=True)
+class SequentialResult:
+    """The verdict on one bound of one metric, with everything needed to explain it.
+
+    ``compared`` names the quantity judged, in the metric's own unit:
+    ``value`` for ``min``/``max``, ``drop`` (stable minus candidate) for
+    ``maxDrop``, ``rise`` (candidate minus stable) for ``maxIncrease``.
+    ``estimate`` is its observed value, ``lower``/``upper`` its always-valid
+    interval at ``alpha``; ``evidence`` is the mixture likelihood ratio at the
+    limit (fail or pass when it reaches ``1/alpha`` on the respective side).
+    These are None when there were too few requests to compute them.
+    ``needed`` is the requests each version needs before a verdict (0 when
+    the limit allows every proportion).  ``reason`` is computed when read.
+    """
+
+    metric: str
+    verdict: Verdict
+    limit_name: Limit
+    limit: float
+    candidate: Counts
+    stable: Counts | None
+    compared: str
+    estimate: float | None
+    lower: float | None
+    upper: float | None
+    evidence: float | None
+    alpha: float
+    needed: float
+    note: str = ""
+
+    @property
+    def reason(self) -> str:
+        """One line for status and events: both versions' counts, the estimate, the bound or evidence, the limit."""
+        text = _explain(self)
+        return f"{text}; {self.note}" if self.note else text
+
+
+def split_alpha(confidence: float, tests: int) -> float:
+    """Each test's level when ``tests`` bounds share ``1 - confidence`` (Bonferroni).
+
+    The chance that any of them fails a good candidate in the stage is then
+    at most ``1 - confidence``.  ``confidence`` is ``spec.analysis.confidence``.
+    """
+    if not (math.isfinite(confidence) and 0.5 < confidence < 1.0):
+        raise ValueError(f"spec.analysis.confidence is {confidence}: must be greater than 0.5 and less than 1")
+    if tests < 1:
+        raise ValueError(f"tests is {tests}: alpha is split over at least one test")
+    return (1.0 - confidence) / tests
+
+
+def against_stable(
+    metric: str,
+    candidate: Counts,
+    stable: Counts,
+    limit_name: Literal["maxDrop", "maxIncrease"],
+    margin: float,
+    alpha: float,
+) -> SequentialResult:
+    """Is the candidate worse than the stable version by more than ``margin`` (fail), within it (pass), or unknown?"""
+    _check_level(alpha)
+    if not (math.isfinite(margin) and margin >= 0):
+        raise ValueError(f"compareToBaseline.{limit_name} is {margin}: must be a number >= 0")
+    c_bad, n_c = _bad(candidate, limit_name)
+    s_bad, n_s = _bad(stable, limit_name)
+    if margin >= 1.0:
+        return _unjudgeable(metric, "pass", limit_name, margin, candidate, stable, alpha, 0.0)
+    r_s0 = min(max((c_bad + s_bad - n_c * margin) / (n_c + n_s), 0.0), 1.0 - margin) if n_c + n_s > 0 else 0.0
+    r_c0 = r_s0 + margin
+    needed = _needed(r_c0)
+    if n_c < needed or n_s < needed:
+        return _unjudgeable(metric, "inconclusive", limit_name, margin, candidate, stable, alpha, needed)
+    r_c, r_s = c_bad / n_c, s_bad / n_s
+    plug_in = r_c * (1 - r_c) / n_c + r_s * (1 - r_s) / n_s
+    at_margin = r_c0 * (1 - r_c0) / n_c + r_s0 * (1 - r_s0) / n_s
+    tau = TAU_SCALE * math.sqrt(r_c0 * (1 - r_c0) + r_s0 * (1 - r_s0))
+    return _decide(
+        metric, limit_name, margin, candidate, stable, alpha, needed, r_c - r_s, margin, max(plug_in, at_margin), tau
+    )
+
+
+def against_bound(
+    metric: str, candidate: Counts, limit_name: Literal["min", "max"], bound: float, alpha: float
+) -> SequentialResult:
+    """Is the candidate's proportion beyond ``bound`` (fail), within it (pass), or unknown?"""
+    _check_level(alpha)
+    if not math.isfinite(bound):
+        raise ValueError(f"{limit_name} is {bound}: must be a finite number")
+    bad, n = _bad(candidate, limit_name)
+    bad_bound = 1.0 - bound if _HIGHER_IS_BETTER[limit_name] else bound
+    if bad_bound >= 1.0:
+        return _unjudgeable(metric, "pass", limit_name, bound, candidate, None, alpha, 0.0)
+    needed = _needed(bad_bound)
+    if n < needed:
+        return _unjudgeable(metric, "inconclusive", limit_name, bound, candidate, None, alpha, needed)
+    r = bad / n
+    variance = max(r * (1 - r), bad_bound * (1 - bad_bound)) / n
+    tau = TAU_SCALE * math.sqrt(bad_bound * (1 - bad_bound))
+    return _decide(metric, limit_name, bound, candidate, None, alpha, needed, r, bad_bound, variance, tau)
+
+
+def log_evidence(excess: float, variance: float, tau: float) -> float:
+    """ln Lambda of the normal-mixture SPRT for an estimate ``excess`` away from the null value."""
+    ratio = tau * tau / (variance + tau * tau)
+    return 0.5 * math.log1p(-ratio) + excess * excess * ratio / (2 * variance)
+
+
+def half_width(variance: float, tau: float, alpha: float) -> float:
+    """Half-width of the always-valid interval (Howard et al. 2021, normal mixture) at level ``alpha``."""
+    t2 = tau * tau
+    return math.sqrt(variance * (variance + t2) / t2 * (math.log((variance + t2) / variance) + 2 * math.log(1 / alpha)))
+
+
+def _check_level(alpha: float) -> None:
+    if not (math.isfinite(alpha) and 0.0 < alpha < 0.5):
+        raise ValueError(f"alpha is {alpha}: must be greater than 0 and less than 0.5")
+
+
+def _bad(counts: Counts, limit_name: Limit) -> tuple[float, float]:
+    """Bad outcomes and trials, cleaned: no negative counts, at most as many events as trials."""
+    trials = max(counts.denominator, 0.0) if math.isfinite(counts.denominator) else 0.0
+    events = min(max(counts.numerator, 0.0), trials) if math.isfinite(counts.numerator) else 0.0
+    return (trials - events, trials) if _HIGHER_IS_BETTER[limit_name] else (events, trials)
+
+
+def _needed(rate_at_limit: float) -> float:
+    rarer = min(rate_at_limit, 1.0 - rate_at_limit)
+    return MIN_EVENTS / rarer if rarer > 0 else math.inf
+
+
+def _decide(
+    metric: str,
+    limit_name: Limit,
+    limit: float,
+    candidate: Counts,
+    stable: Counts | None,
+    alpha: float,
+    needed: float,
+    bad_estimate: float,
+    bad_limit: float,
+    variance: float,
+    tau: float,
+) -> SequentialResult:
+    excess = bad_estimate - bad_limit
+    ln_evidence = log_evidence(excess, variance, tau)
+    convinced = ln_evidence >= math.log(1 / alpha)
+    verdict: Verdict = "inconclusive"
+    if convinced and excess > 0:
+        verdict = "fail"
+    elif convinced and excess < 0:
+        verdict = "pass"
+    half = half_width(variance, tau, alpha)
+    low, high = bad_estimate - half, bad_estimate + half
+    estimate = bad_estimate
+    if limit_name == "min":  # the value is 1 - r: the interval turns over
+        estimate, low, high = 1 - bad_estimate, 1 - high, 1 - low
+    evidence = math.exp(min(ln_evidence, 700.0))
+    return SequentialResult(
+        metric=metric,
+        verdict=verdict,
+        limit_name=limit_name,
+        limit=limit,
+        candidate=candidate,
+        stable=stable,
+        compared=_COMPARED[limit_name],
+        estimate=estimate,
+        lower=low,
+        upper=high,
+        evidence=evidence,
+        alpha=alpha,
+        needed=needed,
+    )
+
+
+def _unjudgeable(
+    metric: str,
+    verdict: Verdict,
+    limit_name: Limit,
+    limit: float,
+    candidate: Counts,
+    stable: Counts | None,
+    alpha: float,
+    needed: float,
+) -> SequentialResult:
+    """A result without estimate: too few requests (inconclusive) or a limit no proportion can break (pass)."""
+    return SequentialResult(
+        metric=metric,
+        verdict=verdict,
+        limit_name=limit_name,
+        limit=limit,
+        candidate=candidate,
+        stable=stable,
+        compared=_COMPARED[limit_name],
+        estimate=None,
+        lower=None,
+        upper=None,
+        evidence=None,
+        alpha=alpha,
+        needed=needed,
+    )
+
+
+def _explain(r: SequentialResult) -> str:
+    observed = _observed(r.metric, r.candidate, r.stable)
+    if r.estimate is None or r.lower is None or r.upper is None or r.evidence is None:
+        return f"{observed}: {_unjudged(r)}"
+    limit = f"{r.limit_name} {_num(r.limit)}"
+    level = f"alpha {_num(r.alpha)}"
+    evidence = f"evidence {r.evidence:.3g} {'>=' if r.verdict != 'inconclusive' else '<'} 1/alpha {1 / r.alpha:.3g}"
+    quantity = "" if r.compared == "value" else f"{r.compared} {_num(r.estimate)} "
+    if r.compared == "value":
+        worst = r.upper if r.limit_name == "max" else r.lower
+        best = r.lower if r.limit_name == "max" else r.upper
+        side = "above" if r.limit_name == "max" else "below"
+        within = "at most" if r.limit_name == "max" else "at least"
+        beyond = "at least" if r.limit_name == "max" else "at most"
+        if r.verdict == "fail":
+            text = f"{side} {limit} with {evidence} ({beyond} {_num(best)}, always-valid at {level})"
+        elif r.verdict == "pass":
+            text = f"within {limit}: {within} {_num(worst)}, always-valid at {level} ({evidence})"
+        else:
+            text = (
+                f"between {_num(r.lower)} and {_num(r.upper)} (always-valid at {level}): "
+                f"not yet shown beyond or within {limit} ({evidence})"
+            )
+    elif r.verdict == "fail":
+        text = f"{quantity}> {limit} with {evidence} ({r.compared} at least {_num(r.lower)}, always-valid at {level})"
+    elif r.verdict == "pass":
+        text = f"{quantity}within {limit}: at most {_num(r.upper)}, always-valid at {level} ({evidence})"
+    else:
+        text = (
+            f"{quantity}between {_num(r.lower)} and {_num(r.upper)} (always-valid at {level}): "
+            f"not yet shown beyond or within {limit} ({evidence})"
+        )
+    return f"{observed}: {text}"
+
+
+def _unjudged(r: SequentialResult) -> str:
+    limit = f"{r.limit_name} {_num(r.limit)}"
+    if r.needed == 0:
+        return f"{limit} allows every proportion"
+    if math.isinf(r.needed):
+        return f"{limit} leaves no room for noise: no sample can show it, use a bound inside (0, 1)"
+    have = f"candidate {_count(r.candidate.denominator)}"
+    if r.stable is not None:
+        have += f", stable {_count(r.stable.denominator)}"
+    return (
+        f"too few requests to judge ({have}; each needs {math.ceil(r.needed)} "
+        f"to expect {MIN_EVENTS} of the rarer outcome at {limit})"
+    )
+
+
+def _observed(metric: str, candidate: Counts, stable: Counts | None) -> str:
+    text = f"{metric} {_share(candidate)}"
+    if stable is not None:
+        text += f" vs stable {_share(stable)}"
+    return text
+
+
+def _share(counts: Counts) -> str:
+    value = counts.value
+    shown = "no data" if value is None else _num(value)
+    return f"{shown} ({_count(counts.numerator)}/{_count(counts.denominator)})"
+
+
+def _num(value: float) -> str:
+    return f"{value:.4g}"
+
+
+def _count(value: float) -> str:
+    return f"{value:.0f}" if math.isfinite(value) and abs(value - round(value)) < 0.05 else f"{value:.1f}"
