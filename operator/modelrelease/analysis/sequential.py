@@ -53,9 +53,11 @@ the margin or bound.
   metric (a point of accuracy and a tenth of a point of errors are alike).
 - **too few events**: the normal approximation needs enough outcomes of
   the rarer kind.  Each version must have served enough requests that
-  ``MIN_EVENTS`` of them would be bad (and good) at the margin or bound
-  (``n * min(q, 1 - q) >= MIN_EVENTS`` with ``q`` the candidate's rate at
-  ``theta``); below that the verdict is always inconclusive, so a handful of
+  ``MIN_EVENTS`` of them would be bad (and good) at the margin or bound:
+  ``n * min(q, 1 - q) >= MIN_EVENTS`` with ``q`` the bound, or against the
+  stable version the rate midway between the two versions' rates at the
+  margin (``r_s0 + theta / 2``, the same whichever way the question is
+  put).  Below that the verdict is always inconclusive, so a handful of
   requests can neither promote nor roll back.  A candidate with no errors at
   all still passes once it has served enough requests.
 - **alpha** comes from ``spec.analysis.confidence`` split equally over every
@@ -183,7 +185,7 @@ def against_stable(
         return _unjudgeable(metric, "pass", limit_name, margin, candidate, stable, alpha, 0.0)
     r_s0 = min(max((c_bad + s_bad - n_c * margin) / (n_c + n_s), 0.0), 1.0 - margin) if n_c + n_s > 0 else 0.0
     r_c0 = r_s0 + margin
-    needed = _needed(r_c0)
+    needed = _needed(r_s0 + margin / 2)
     if n_c < needed or n_s < needed:
         return _unjudgeable(metric, "inconclusive", limit_name, margin, candidate, stable, alpha, needed)
     r_c, r_s = c_bad / n_c, s_bad / n_s
