@@ -143,11 +143,16 @@ def test_an_unusable_alpha_is_refused(alpha: float) -> None:
         against_bound("error-rate", Counts(1, 100), "max", 0.01, alpha)
 
 
-def test_counts_that_cannot_be_right_are_cleaned_not_trusted() -> None:
+def test_counts_that_cannot_be_right_are_cleaned_or_refused_never_read_as_good() -> None:
     # More errors than requests (two increase() queries extrapolated apart), negative or NaN counts.
     over = against_bound("error-rate", Counts(2100, 2000), "max", 0.01, ALPHA)
     assert over.verdict == "fail"
-    assert against_bound("error-rate", Counts(math.nan, 2000), "max", 0.01, ALPHA).verdict == "pass"
+    unknown = against_bound("error-rate", Counts(math.nan, 2000), "max", 0.01, ALPHA)
+    assert unknown.verdict == "inconclusive"
+    assert "not finite numbers" in unknown.reason
+    assert (
+        against_stable("accuracy", Counts(9, 10), Counts(1, math.inf), "maxDrop", 0.01, ALPHA).verdict == "inconclusive"
+    )
     assert against_bound("error-rate", Counts(5, -2000), "max", 0.01, ALPHA).verdict == "inconclusive"
 
 

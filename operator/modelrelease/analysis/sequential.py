@@ -200,6 +200,8 @@ def against_stable(
     _check_level(alpha)
     if not (math.isfinite(margin) and margin >= 0):
         raise ValueError(f"compareToBaseline.{limit_name} is {margin}: must be a number >= 0")
+    if not (_finite(candidate) and _finite(stable)):
+        return _unjudgeable(metric, "inconclusive", limit_name, margin, candidate, stable, alpha, math.inf)
     c_bad, n_c = _bad(candidate, limit_name)
     s_bad, n_s = _bad(stable, limit_name)
     if margin >= 1.0:
@@ -225,6 +227,8 @@ def against_bound(
     _check_level(alpha)
     if not math.isfinite(bound):
         raise ValueError(f"{limit_name} is {bound}: must be a finite number")
+    if not _finite(candidate):
+        return _unjudgeable(metric, "inconclusive", limit_name, bound, candidate, None, alpha, math.inf)
     bad, n = _bad(candidate, limit_name)
     bad_bound = 1.0 - bound if _HIGHER_IS_BETTER[limit_name] else bound
     if bad_bound >= 1.0:
@@ -283,10 +287,14 @@ def _check_level(alpha: float) -> None:
         raise ValueError(f"alpha is {alpha}: must be greater than 0 and less than 0.5")
 
 
+def _finite(counts: Counts) -> bool:
+    return math.isfinite(counts.numerator) and math.isfinite(counts.denominator)
+
+
 def _bad(counts: Counts, limit_name: Limit) -> tuple[float, float]:
     """Bad outcomes and trials, cleaned: no negative counts, at most as many events as trials."""
-    trials = max(counts.denominator, 0.0) if math.isfinite(counts.denominator) else 0.0
-    events = min(max(counts.numerator, 0.0), trials) if math.isfinite(counts.numerator) else 0.0
+    trials = max(counts.denominator, 0.0)
+    events = min(max(counts.numerator, 0.0), trials)
     return (trials - events, trials) if _HIGHER_IS_BETTER[limit_name] else (events, trials)
 
 
@@ -393,6 +401,8 @@ def _explain(r: SequentialResult) -> str:
 
 def _unjudged(r: SequentialResult) -> str:
     limit = f"{r.limit_name} {_num(r.limit)}"
+    if not (_finite(r.candidate) and (r.stable is None or _finite(r.stable))):
+        return "the counts are not finite numbers: nothing to judge"
     if r.needed == 0:
         return f"{limit} allows every proportion"
     if math.isinf(r.needed):
