@@ -20,7 +20,7 @@ export MODELRELEASE_CACHE := $(CACHE)
 # code comes first for every command (and every process they start).
 export PYTHONPATH := $(CURDIR)/operator:$(CURDIR)$(if $(PYTHONPATH),:$(PYTHONPATH))
 
-.PHONY: help setup venv test test-unit test-integration test-e2e lint typecheck crds demo bench clean devstack-up devstack-down
+.PHONY: help setup venv test test-unit test-integration test-e2e lint typecheck crds demo bench bench-judgment clean devstack-up devstack-down
 
 help:
 	@echo "make demo        run a real rollout on a local cluster (v1 -> v2 promoted -> v3 rolled back)"
@@ -28,6 +28,7 @@ help:
 	@echo "make test-unit   only the fast tests that need no cluster"
 	@echo "make crds        regenerate crds/ from the pydantic models"
 	@echo "make bench       print benchmark numbers"
+	@echo "make bench-judgment  simulate the judges side by side; writes docs/benchmarks.md (a few minutes)"
 
 $(VENV)/.installed:
 	$(PYTHON_BOOT) -m venv $(VENV)
@@ -70,6 +71,10 @@ demo: setup
 
 bench: setup
 	$(PY) -m devstack bench
+
+# Pure simulation (numpy): needs the venv, not the cluster.
+bench-judgment: venv
+	$(PY) -m devstack.bench_judgment
 
 devstack-up: setup
 	$(PY) -m devstack up

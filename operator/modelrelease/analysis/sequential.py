@@ -1,0 +1,440 @@
+"""Always-valid sequential tests for proportions, judged on counts pooled over a stage.
+
+Why: a test that looks at one interval at a time, with failures adding up
+over a stage, rolls a good model back more often the longer the stage runs
+(at 60 checks, two thirds of the time for a model exactly at its bound), and
+passing on the point estimate promotes models that are clearly worse.  The
+tests here keep their error rate whatever the number of looks: a good model
+is failed with probability at most ``alpha`` over the whole stage, however
+often it is checked and however long the stage lasts, and a model worse than
+allowed passes with probability at most ``alpha``.
+
+Method.  Every question is asked about a *bad-outcome rate* ``r`` (errors,
+slow requests, wrong answers: ``1 - accuracy``), so "worse" is always
+"higher".  The quantity judged is ``d = r_candidate - r_stable`` against a
+margin (``maxDrop``/``maxIncrease``) or ``d = r_candidate`` against a fixed
+bound (``min``/``max``); ``v`` is the variance of its estimate and ``theta``
+the margin or bound.
+
+- **fail** is the mixture sequential probability ratio test (mSPRT) of
+  Johari, Pekelis and Walsh, "Always Valid Inference: Continuous Monitoring
+  of A/B Tests", Operations Research 70(3), 2022 (arXiv:1512.04922), with
+  the normal mixing distribution of scale ``tau`` folded onto the side
+  tested (the question is one-sided: only "worse than allowed" fails)::
+
+      x = (d - theta) tau / sqrt(v (v + tau^2))
+      Lambda = 2 Phi(x) sqrt(v / (v + tau^2)) exp(x^2 / 2)
+
+  The candidate fails when ``d > theta`` and ``Lambda >= 1/alpha``.  Each
+  alternative in the mixture gives a nonnegative martingale while
+  ``d = theta`` and a supermartingale while ``d < theta``, so by Ville's
+  inequality the chance that ``Lambda`` *ever* reaches ``1/alpha`` for a
+  candidate within its limit is at most ``alpha``: one fail is evidence,
+  whatever the number of looks.  (The two-sided mixture of the paper,
+  without the ``2 Phi(x)``, is valid too but needs roughly a tenth more
+  requests at these levels: ``2 ln 2`` more in ``x^2``.)
+- **pass** is the same test the other way round ("worse than allowed" is the
+  null, mixing over ``d < theta``), i.e. the non-inferiority bound of the
+  one-sided normal-mixture confidence sequence of Howard, Ramdas, McAuliffe
+  and Sekhon, "Time-uniform, nonparametric, nonasymptotic confidence
+  sequences", Annals of Statistics 49(2), 2021: the upper end
+  ``d + w`` holds at every time at once with probability ``1 - alpha``,
+  where ``w`` solves ``Lambda(w) = 1/alpha``.  The candidate passes when that
+  upper end is below the margin or bound.  ``d - w`` is the matching lower
+  end, so the interval shown explains the verdict: **fail** iff
+  lower > theta, **pass** iff upper < theta, **inconclusive** otherwise
+  (each end is a one-sided always-valid bound at level ``alpha``).
+- **variance**: the larger of the plug-in variance (observed rates) and
+  the variance the counts would have *at* ``theta`` (for two versions, the
+  pooled rate shifted by the margin: ``r_s0 = (bad_c + bad_s - n_c theta) /
+  (n_c + n_s)``, ``r_c0 = r_s0 + theta``).  The plug-in is the conservative
+  choice in the upper tail, the value at ``theta`` in the lower tail (zero
+  errors observed still leaves an honest bound), so the normal approximation
+  errs towards *inconclusive* on either side.  The interval is computed with
+  that variance, so it is exact at the margin, where the verdict is decided.
+- **tau** is ``TAU_SCALE`` per-request standard deviations at ``theta``:
+  the test is most sensitive to effects of about that size, scaled to the
+  metric (a point of accuracy and a tenth of a point of errors are alike).
+- **too few events**: the normal approximation needs enough outcomes of
+  the rarer kind.  Each version must have served enough requests that
+  ``MIN_EVENTS`` of them would be bad (and good) at the margin or bound:
+  ``n * min(q, 1 - q) >= MIN_EVENTS`` with ``q`` the bound, or against the
+  stable version the rate midway between the two versions' rates at the
+  margin (``r_s0 + theta / 2``, the same whichever way the question is
+  put).  Below that the verdict is always inconclusive, so a handful of
+  requests can neither promote nor roll back.  A candidate with no errors at
+  all still passes once it has served enough requests.
+- **alpha** comes from ``spec.analysis.confidence`` split equally over every
+  bound judged in a stage (Bonferroni, ``split_alpha``): the chance that any
+  of them fails a good model is at most ``1 - confidence``.
+
+The normal plug-in makes the guarantee asymptotic; the unit tests and
+``make bench-judgment`` check it by simulation at the rates we serve.
+Counts should be pooled since the stage began (``modelrelease.analysis.pooled``)
+with a steady traffic split within the stage, so that both versions see the
+same mix of traffic and a drift common to both cancels out.
+
+Pure functions, no I/O.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+from modelrelease.api.status import Verdict
+
+MIN_EVENTS = 10
+"""Outcomes of the rarer kind each version must be expected to show at the margin or bound before any verdict.
+
+Ten is the textbook condition (n p >= 10 and n (1 - p) >= 10) for the
+normal approximation to a binomial count; with fewer the approximation's
+tails are too far off for a level as small as a Bonferroni share of 1%.
+"""
+
+TAU_SCALE = 0.1
+"""Scale of the mixing distribution, in per-request standard deviations at the margin or bound.
+
+The mixture is most powerful for effects of roughly this size at the sample
+sizes a stage reaches.  Measured (docs/benchmarks.md, "Judgment"): between
+0.05 and 0.2 the median requests a bad candidate serves before rollback
+change by at most about a quarter; smaller scales suit small regressions
+(0.05: 7% fewer requests to catch a 2-point drop at 10 requests/s), larger
+ones large regressions (0.1 catches a 5-point drop a check earlier).
+"""
+
+Limit = Literal["min", "max", "maxDrop", "maxIncrease"]
+"""Which bound of a metric is judged; names as in ``MetricSpec`` / ``CompareToBaseline``."""
+
+_HIGHER_IS_BETTER: dict[Limit, bool] = {"min": True, "maxDrop": True, "max": False, "maxIncrease": False}
+_COMPARED: dict[Limit, str] = {"min": "value", "max": "value", "maxDrop": "drop", "maxIncrease": "rise"}
+
+
+@dataclass(frozen=True)
+class Counts:
+    """A version's pooled counts: ``numerator`` events of ``denominator`` trials (successes, errors, slow requests)."""
+
+    numerator: float
+    denominator: float
+
+    @property
+    def value(self) -> float | None:
+        return self.numerator / self.denominator if self.denominator > 0 else None
+
+
+@dataclass(frozen=True)
+class SequentialResult:
+    """The verdict on one bound of one metric, with everything needed to explain it.
+
+    ``compared`` names the quantity judged, in the metric's own unit:
+    ``value`` for ``min``/``max``, ``drop`` (stable minus candidate) for
+    ``maxDrop``, ``rise`` (candidate minus stable) for ``maxIncrease``.
+    ``estimate`` is its observed value, ``lower``/``upper`` its always-valid
+    bounds (each one-sided at ``alpha``); ``evidence`` is the mixture
+    likelihood ratio against the limit on the side the estimate lies (fail
+    above it, pass below it, once it reaches ``1/alpha``); ``variance`` and
+    ``tau`` are the test's variance of the estimate and its mixing scale.
+    These are None when there were too few requests to compute them.
+    ``needed`` is the requests each version needs before a verdict (0 when
+    the limit allows every proportion).  The bounds and ``reason`` are
+    computed when read, so a verdict alone costs a few microseconds.
+    """
+
+    metric: str
+    verdict: Verdict
+    limit_name: Limit
+    limit: float
+    candidate: Counts
+    stable: Counts | None
+    compared: str
+    estimate: float | None
+    evidence: float | None
+    variance: float | None
+    tau: float | None
+    alpha: float
+    needed: float
+    note: str = ""
+
+    @property
+    def lower(self) -> float | None:
+        width = self._width()
+        return None if width is None or self.estimate is None else self.estimate - width
+
+    @property
+    def upper(self) -> float | None:
+        width = self._width()
+        return None if width is None or self.estimate is None else self.estimate + width
+
+    def _width(self) -> float | None:
+        if self.variance is None or self.tau is None:
+            return None
+        return half_width(self.variance, self.tau, self.alpha)
+
+    @property
+    def reason(self) -> str:
+        """One line for status and events: both versions' counts, the estimate, the bound or evidence, the limit."""
+        text = _explain(self)
+        return f"{text}; {self.note}" if self.note else text
+
+
+def split_alpha(confidence: float, tests: int) -> float:
+    """Each test's level when ``tests`` bounds share ``1 - confidence`` (Bonferroni).
+
+    The chance that any of them fails a good candidate in the stage is then
+    at most ``1 - confidence``.  ``confidence`` is ``spec.analysis.confidence``.
+    """
+    if not (math.isfinite(confidence) and 0.5 < confidence < 1.0):
+        raise ValueError(f"spec.analysis.confidence is {confidence}: must be greater than 0.5 and less than 1")
+    if tests < 1:
+        raise ValueError(f"tests is {tests}: alpha is split over at least one test")
+    return (1.0 - confidence) / tests
+
+
+def against_stable(
+    metric: str,
+    candidate: Counts,
+    stable: Counts,
+    limit_name: Literal["maxDrop", "maxIncrease"],
+    margin: float,
+    alpha: float,
+) -> SequentialResult:
+    """Is the candidate worse than the stable version by more than ``margin`` (fail), within it (pass), or unknown?"""
+    _check_level(alpha)
+    if not (math.isfinite(margin) and margin >= 0):
+        raise ValueError(f"compareToBaseline.{limit_name} is {margin}: must be a number >= 0")
+    if not (_finite(candidate) and _finite(stable)):
+        return _unjudgeable(metric, "inconclusive", limit_name, margin, candidate, stable, alpha, math.inf)
+    c_bad, n_c = _bad(candidate, limit_name)
+    s_bad, n_s = _bad(stable, limit_name)
+    if margin >= 1.0:
+        return _unjudgeable(metric, "pass", limit_name, margin, candidate, stable, alpha, 0.0)
+    r_s0 = min(max((c_bad + s_bad - n_c * margin) / (n_c + n_s), 0.0), 1.0 - margin) if n_c + n_s > 0 else 0.0
+    r_c0 = r_s0 + margin
+    needed = _needed(r_s0 + margin / 2)
+    if n_c < needed or n_s < needed:
+        return _unjudgeable(metric, "inconclusive", limit_name, margin, candidate, stable, alpha, needed)
+    r_c, r_s = c_bad / n_c, s_bad / n_s
+    plug_in = r_c * (1 - r_c) / n_c + r_s * (1 - r_s) / n_s
+    at_margin = r_c0 * (1 - r_c0) / n_c + r_s0 * (1 - r_s0) / n_s
+    tau = TAU_SCALE * math.sqrt(r_c0 * (1 - r_c0) + r_s0 * (1 - r_s0))
+    return _decide(
+        metric, limit_name, margin, candidate, stable, alpha, needed, r_c - r_s, margin, max(plug_in, at_margin), tau
+    )
+
+
+def against_bound(
+    metric: str, candidate: Counts, limit_name: Literal["min", "max"], bound: float, alpha: float
+) -> SequentialResult:
+    """Is the candidate's proportion beyond ``bound`` (fail), within it (pass), or unknown?"""
+    _check_level(alpha)
+    if not math.isfinite(bound):
+        raise ValueError(f"{limit_name} is {bound}: must be a finite number")
+    if not _finite(candidate):
+        return _unjudgeable(metric, "inconclusive", limit_name, bound, candidate, None, alpha, math.inf)
+    bad, n = _bad(candidate, limit_name)
+    bad_bound = 1.0 - bound if _HIGHER_IS_BETTER[limit_name] else bound
+    if bad_bound >= 1.0:
+        return _unjudgeable(metric, "pass", limit_name, bound, candidate, None, alpha, 0.0)
+    needed = _needed(bad_bound)
+    if n < needed:
+        return _unjudgeable(metric, "inconclusive", limit_name, bound, candidate, None, alpha, needed)
+    r = bad / n
+    variance = max(r * (1 - r), bad_bound * (1 - bad_bound)) / n
+    tau = TAU_SCALE * math.sqrt(bad_bound * (1 - bad_bound))
+    return _decide(metric, limit_name, bound, candidate, None, alpha, needed, r, bad_bound, variance, tau)
+
+
+def log_evidence(excess: float, variance: float, tau: float) -> float:
+    """ln Lambda of the one-sided normal-mixture SPRT for an estimate ``excess`` beyond the null value.
+
+    ``excess`` is measured towards the side tested (positive: the estimate
+    lies on that side); the evidence grows with it.
+    """
+    ratio = tau * tau / (variance + tau * tau)
+    x = excess * math.sqrt(ratio / variance)
+    return math.log(2.0) + _log_normal_cdf(x) + 0.5 * math.log1p(-ratio) + 0.5 * x * x
+
+
+def half_width(variance: float, tau: float, alpha: float) -> float:
+    """The ``w >= 0`` at which ``log_evidence(w) = ln(1/alpha)``: each end of the always-valid interval is this far out.
+
+    Solved by Newton's method on the standardised excess, which converges
+    from above because the evidence is increasing and convex there.
+    """
+    ratio = tau * tau / (variance + tau * tau)
+    target = math.log(1 / alpha) - math.log(2.0) - 0.5 * math.log1p(-ratio)
+    x = math.sqrt(2 * (target + math.log(2.0)))  # the two-sided solution: evidence there is already >= target
+    for _ in range(50):
+        gap = _log_normal_cdf(x) + 0.5 * x * x - target
+        slope = _normal_pdf_over_cdf(x) + x
+        step = gap / slope
+        x -= step
+        if abs(step) < 1e-12:
+            break
+    return x * math.sqrt(variance / ratio)
+
+
+def _log_normal_cdf(x: float) -> float:
+    if x > -20:
+        return math.log(0.5 * math.erfc(-x / math.sqrt(2.0)))
+    return -0.5 * x * x - math.log(-x) - 0.5 * math.log(2 * math.pi)  # the tail's leading term
+
+
+def _normal_pdf_over_cdf(x: float) -> float:
+    return math.exp(-0.5 * x * x - 0.5 * math.log(2 * math.pi) - _log_normal_cdf(x))
+
+
+def _check_level(alpha: float) -> None:
+    if not (math.isfinite(alpha) and 0.0 < alpha < 0.5):
+        raise ValueError(f"alpha is {alpha}: must be greater than 0 and less than 0.5")
+
+
+def _finite(counts: Counts) -> bool:
+    return math.isfinite(counts.numerator) and math.isfinite(counts.denominator)
+
+
+def _bad(counts: Counts, limit_name: Limit) -> tuple[float, float]:
+    """Bad outcomes and trials, cleaned: no negative counts, at most as many events as trials."""
+    trials = max(counts.denominator, 0.0)
+    events = min(max(counts.numerator, 0.0), trials)
+    return (trials - events, trials) if _HIGHER_IS_BETTER[limit_name] else (events, trials)
+
+
+def _needed(rate_at_limit: float) -> float:
+    rarer = min(rate_at_limit, 1.0 - rate_at_limit)
+    return MIN_EVENTS / rarer if rarer > 0 else math.inf
+
+
+def _decide(
+    metric: str,
+    limit_name: Limit,
+    limit: float,
+    candidate: Counts,
+    stable: Counts | None,
+    alpha: float,
+    needed: float,
+    bad_estimate: float,
+    bad_limit: float,
+    variance: float,
+    tau: float,
+) -> SequentialResult:
+    excess = bad_estimate - bad_limit
+    ln_evidence = log_evidence(abs(excess), variance, tau)  # on the side the estimate lies
+    convinced = ln_evidence >= math.log(1 / alpha)
+    verdict: Verdict = "inconclusive"
+    if convinced and excess > 0:
+        verdict = "fail"
+    elif convinced and excess < 0:
+        verdict = "pass"
+    estimate = 1 - bad_estimate if limit_name == "min" else bad_estimate  # the value is 1 - r
+    evidence = math.exp(min(ln_evidence, 700.0))
+    return SequentialResult(
+        metric=metric,
+        verdict=verdict,
+        limit_name=limit_name,
+        limit=limit,
+        candidate=candidate,
+        stable=stable,
+        compared=_COMPARED[limit_name],
+        estimate=estimate,
+        evidence=evidence,
+        variance=variance,
+        tau=tau,
+        alpha=alpha,
+        needed=needed,
+    )
+
+
+def _unjudgeable(
+    metric: str,
+    verdict: Verdict,
+    limit_name: Limit,
+    limit: float,
+    candidate: Counts,
+    stable: Counts | None,
+    alpha: float,
+    needed: float,
+) -> SequentialResult:
+    """A result without estimate: too few requests (inconclusive) or a limit no proportion can break (pass)."""
+    return SequentialResult(
+        metric=metric,
+        verdict=verdict,
+        limit_name=limit_name,
+        limit=limit,
+        candidate=candidate,
+        stable=stable,
+        compared=_COMPARED[limit_name],
+        estimate=None,
+        evidence=None,
+        variance=None,
+        tau=None,
+        alpha=alpha,
+        needed=needed,
+    )
+
+
+def _explain(r: SequentialResult) -> str:
+    observed = _observed(r.metric, r.candidate, r.stable)
+    low, high = r.lower, r.upper
+    if r.estimate is None or low is None or high is None or r.evidence is None:
+        return f"{observed}: {_unjudged(r)}"
+    limit = f"{r.limit_name} {_num(r.limit)}"
+    level = f"always-valid at alpha {_num(r.alpha)}"
+    evidence = f"evidence {r.evidence:.3g} {'>=' if r.verdict != 'inconclusive' else '<'} 1/alpha {1 / r.alpha:.3g}"
+    if r.verdict == "inconclusive":
+        quantity = "" if r.compared == "value" else f"{r.compared} {_num(r.estimate)} "
+        text = f"{quantity}between {_num(low)} and {_num(high)} ({level}): not yet shown beyond or within {limit} ({evidence})"
+    elif r.compared != "value":
+        if r.verdict == "fail":
+            text = f"{r.compared} {_num(r.estimate)} > {limit} with {evidence} ({r.compared} at least {_num(low)}, {level})"
+        else:
+            text = f"{r.compared} {_num(r.estimate)} within {limit}: at most {_num(high)}, {level} ({evidence})"
+    elif r.limit_name == "max":
+        if r.verdict == "fail":
+            text = f"above {limit} with {evidence} (at least {_num(low)}, {level})"
+        else:
+            text = f"within {limit}: at most {_num(high)}, {level} ({evidence})"
+    elif r.verdict == "fail":
+        text = f"below {limit} with {evidence} (at most {_num(high)}, {level})"
+    else:
+        text = f"within {limit}: at least {_num(low)}, {level} ({evidence})"
+    return f"{observed}: {text}"
+
+
+def _unjudged(r: SequentialResult) -> str:
+    limit = f"{r.limit_name} {_num(r.limit)}"
+    if not (_finite(r.candidate) and (r.stable is None or _finite(r.stable))):
+        return "the counts are not finite numbers: nothing to judge"
+    if r.needed == 0:
+        return f"{limit} allows every proportion"
+    if math.isinf(r.needed):
+        return f"{limit} leaves no room for noise: no sample can show it, use a bound inside (0, 1)"
+    have = f"candidate {_count(r.candidate.denominator)}"
+    if r.stable is not None:
+        have += f", stable {_count(r.stable.denominator)}"
+    return (
+        f"too few requests to judge ({have}; each needs {math.ceil(r.needed)} "
+        f"to expect {MIN_EVENTS} of the rarer outcome at {limit})"
+    )
+
+
+def _observed(metric: str, candidate: Counts, stable: Counts | None) -> str:
+    text = f"{metric} {_share(candidate)}"
+    if stable is not None:
+        text += f" vs stable {_share(stable)}"
+    return text
+
+
+def _share(counts: Counts) -> str:
+    value = counts.value
+    shown = "no data" if value is None else _num(value)
+    return f"{shown} ({_count(counts.numerator)}/{_count(counts.denominator)})"
+
+
+def _num(value: float) -> str:
+    return f"{value:.4g}"
+
+
+def _count(value: float) -> str:
+    return f"{value:.0f}" if math.isfinite(value) and abs(value - round(value)) < 0.05 else f"{value:.1f}"
