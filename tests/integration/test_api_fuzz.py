@@ -1,0 +1,231 @@
+"""Fuzzed ModelRelease manifests against the real API server and the real operator.
+
+Every manifest tests/fuzz_support.py makes (valid ones and broken ones, with
+PromQL and config injection attempts in every string field) is created on
+devstack's API server with strict field validation, as ``kubectl apply``
+does, and must meet one of two fates:
+
+- refused at admission, with a message naming the field (``spec.…``), and
+  refused by the operator's own parser too (the CRD and the pydantic models
+  agree on what is invalid);
+- accepted, read back by ``parse_release`` without a problem (anything the
+  API server stores, the operator can act on: it never has to park an
+  admitted release as Valid=False), and handled by the real operator, run
+  once as a process for the whole module: within a deadline the release has
+  ``status.observedGeneration`` or a Valid condition, the process is alive,
+  and its log has no traceback.
+
+The namespace has a ResourceQuota of zero pods.  The operator still creates
+each accepted release's Deployment, ConfigMap and Services (the objects a
+user's strings end up in), but no pod runs, so a fuzzed ``replicas: 10000``
+costs the shared devstack nothing; each release is deleted once handled.
+
+Failures are collected, not raised at the first one (hypothesis does not
+shrink here: each attempt is a round trip to the cluster), and reported
+together with the counts, so one run shows every disagreement.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, Phase, given, settings
+
+from devstack import scenario
+from devstack.scenario import OperatorProcess
+from devstack.testing import Cluster, wait_for
+from modelrelease import GROUP, PLURAL, VERSION
+from modelrelease.api import InvalidRelease, parse_release
+from tests.fuzz_support import SEEDS, FuzzCase, deeply_nested, fuzz_cases
+
+pytestmark = pytest.mark.cluster
+
+EXAMPLES = int(os.environ.get("MODELRELEASE_FUZZ_EXAMPLES", "200"))
+HANDLED_WITHIN = 60.0
+API_FIELD = re.compile(r"\bspec(\.[A-Za-z]+|\[\d+\])*")
+OPERATOR_FAILURE = re.compile(r"Traceback|Unhandled|reconcile pass failed")
+
+
+@dataclass
+class Ledger:
+    """What the fuzz saw: counts by outcome, and every case that broke a rule."""
+
+    counts: Counter[str] = field(default_factory=Counter)
+    failures: list[str] = field(default_factory=list)
+
+    def fail(self, case: FuzzCase, rule: str, detail: str) -> None:
+        self.counts[f"failed: {rule}"] += 1
+        self.failures.append(f"{rule}: {detail}\n    mutations: {case.describe()}")
+
+    def report(self) -> str:
+        lines = [f"{key}: {value}" for key, value in sorted(self.counts.items())]
+        return "\n".join([*lines, "", *self.failures[:40]])
+
+
+@pytest.fixture(scope="module")
+def fuzz_namespace(cluster: Cluster) -> Iterator[str]:
+    """A namespace where no pod may run (ResourceQuota pods: 0), deleted with everything in it afterwards."""
+    name = f"fuzz-{uuid.uuid4().hex[:6]}"
+    cluster.kubectl("create", "namespace", name)
+    quota = {
+        "apiVersion": "v1",
+        "kind": "ResourceQuota",
+        "metadata": {"name": "no-pods", "namespace": name},
+        "spec": {"hard": {"pods": "0"}},
+    }
+    cluster.apply(quota)
+    try:
+        yield name
+    finally:
+        cluster.kubectl("delete", "namespace", name, "--wait=false", "--ignore-not-found", check=False)
+
+
+@pytest.fixture(scope="module")
+def fuzz_operator(
+    cluster: Cluster, fuzz_namespace: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[OperatorProcess]:
+    scenario.install_crd(cluster)
+    operator = OperatorProcess(
+        cluster=cluster,
+        namespaces=fuzz_namespace,
+        log_path=tmp_path_factory.mktemp("fuzz-operator") / "operator.log",
+        identity=f"fuzz-{fuzz_namespace}",
+        lease_name=f"modelrelease-{fuzz_namespace}",
+    )
+    operator.start()
+    try:
+        yield operator
+    finally:
+        operator.stop()
+        operator.delete_lease()
+
+
+class FuzzTarget:
+    """Creates each case on the API server, then follows it through the operator; fills a Ledger."""
+
+    def __init__(self, cluster: Cluster, namespace: str, operator: OperatorProcess, ledger: Ledger) -> None:
+        from kubernetes import client
+
+        self.api: Any = client.CustomObjectsApi(cluster.api_client())
+        self.namespace = namespace
+        self.operator = operator
+        self.ledger = ledger
+        self.serial = 0
+        self.log_offset = 0
+
+    def create(self, body: dict[str, Any]) -> tuple[dict[str, Any] | None, str]:
+        """The stored object, or None and the API server's message."""
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            stored: dict[str, Any] = self.api.create_namespaced_custom_object(
+                GROUP, VERSION, self.namespace, PLURAL, body, field_validation="Strict"
+            )
+            return stored, ""
+        except ApiException as error:
+            if error.status not in (400, 422):
+                raise
+            try:
+                return None, str(json.loads(error.body).get("message", error.body))
+            except ValueError:
+                return None, str(error.body)
+
+    def check(self, case: FuzzCase) -> None:
+        self.serial += 1
+        name = f"fz-{self.serial}"
+        body = {**case.manifest, "metadata": {"name": name, "namespace": self.namespace}}
+        self.ledger.counts["tried"] += 1
+        stored, message = self.create(body)
+        if stored is None:
+            self._refused(case, body, message)
+        else:
+            self._accepted(case, stored)
+
+    def _refused(self, case: FuzzCase, body: dict[str, Any], message: str) -> None:
+        self.ledger.counts["refused at admission"] += 1
+        if not API_FIELD.search(message):
+            self.ledger.fail(case, "refusal names no field", message[:300])
+        try:
+            parse_release(body)
+        except InvalidRelease:
+            return
+        self.ledger.fail(case, "API server refused what pydantic accepts", message[:300])
+
+    def _accepted(self, case: FuzzCase, stored: dict[str, Any]) -> None:
+        self.ledger.counts["accepted at admission"] += 1
+        name = stored["metadata"]["name"]
+        try:
+            parse_release(stored)
+        except InvalidRelease as refused:
+            self.ledger.fail(case, "API server accepted what pydantic refuses", str(refused)[:300])
+        try:
+            handled = wait_for(lambda: self._handled(name), HANDLED_WITHIN, interval=0.2)
+            self.ledger.counts[f"operator: {handled}"] += 1
+        except TimeoutError:
+            self.ledger.fail(case, "operator did not handle it", f"{name}: no observedGeneration or Valid condition")
+        finally:
+            self.api.delete_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, name)
+        self._operator_still_well(case, name)
+
+    def _handled(self, name: str) -> str | None:
+        found: dict[str, Any] = self.api.get_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, name)
+        status = found.get("status") or {}
+        valid = next((c for c in status.get("conditions") or [] if c.get("type") == "Valid"), None)
+        if valid is not None and valid.get("status") == "False":
+            return f"Valid=False {valid.get('reason')}"
+        if status.get("observedGeneration") == found["metadata"].get("generation"):
+            return f"handled, phase {status.get('phase')}"
+        return None
+
+    def _operator_still_well(self, case: FuzzCase, name: str) -> None:
+        if not self.operator.running:
+            self.ledger.fail(case, "operator exited", self.operator.log_tail(40))
+            pytest.fail(self.ledger.report())
+        text = Path(self.operator.log_path).read_text(errors="replace")
+        fresh, self.log_offset = text[self.log_offset :], len(text)
+        if OPERATOR_FAILURE.search(fresh):
+            self.ledger.fail(case, "operator logged a failure", f"{name}:\n{fresh[-1500:]}")
+
+
+def deep_case(depth: int) -> FuzzCase:
+    """A pass-through field nested ``depth`` levels (no deepcopy: Python's own recursion limit is near 1000)."""
+    manifest = json.loads(json.dumps(SEEDS[0]))
+    manifest["spec"]["serving"]["podTemplate"] = {"nodeSelector": {}, "extra": deeply_nested(depth)}
+    return FuzzCase(manifest, [f"spec.serving.podTemplate: nested {depth} deep"])
+
+
+def test_every_fuzzed_manifest_is_refused_by_field_or_handled_by_the_operator(
+    cluster: Cluster, fuzz_namespace: str, fuzz_operator: OperatorProcess
+) -> None:
+    ledger = Ledger()
+    target = FuzzTarget(cluster, fuzz_namespace, fuzz_operator, ledger)
+    started = time.monotonic()
+
+    @settings(
+        max_examples=EXAMPLES,
+        derandomize=True,
+        deadline=None,
+        database=None,
+        phases=[Phase.explicit, Phase.generate],
+        suppress_health_check=[HealthCheck.too_slow],
+    )
+    @given(fuzz_cases())
+    def run(case: FuzzCase) -> None:
+        target.check(case)
+
+    run()
+    ledger.counts["seconds"] = round(time.monotonic() - started)
+    print("\n" + ledger.report())
+    assert ledger.counts["accepted at admission"] >= EXAMPLES // 5, ledger.report()
+    assert ledger.counts["refused at admission"] >= EXAMPLES // 5, ledger.report()
+    assert not ledger.failures, ledger.report()
