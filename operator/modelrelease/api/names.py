@@ -48,6 +48,11 @@ DNS_SUBDOMAIN_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a
 # RFC 7230 token, as Gateway API's HTTPHeaderName spells it.
 HEADER_NAME_PATTERN = r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$"
 HEADER_NAME_MAX = 256
+# One visible token: no space and no control character (C0, DEL, C1).  Spelled
+# with \x escapes, which Python's re and RE2 read alike; [^\s] is not: Python's
+# \s also takes Unicode spaces, so a value ending in a no-break space passed
+# the API server and was then refused by the operator.
+VISIBLE_TOKEN = r"[^\x00-\x20\x7f-\x9f]"
 
 DnsLabel = Annotated[
     str,
@@ -94,6 +99,11 @@ BasePath = Annotated[
         "without spaces, quotes, backslashes or control characters",
     ),
 ]
-Image = Annotated[str, StringRule(r"^[^\s]+$", 512, "a container image reference without spaces")]
-HttpUrl = Annotated[str, StringRule(r"^https?://[^\s]+$", 512, "an http:// or https:// URL")]
+Image = Annotated[
+    str, StringRule(f"^{VISIBLE_TOKEN}+$", 512, "a container image reference without spaces or control characters")
+]
+HttpUrl = Annotated[
+    str,
+    StringRule(f"^https?://{VISIBLE_TOKEN}+$", 512, "an http:// or https:// URL without spaces or control characters"),
+]
 HeaderName = Annotated[str, StringRule(HEADER_NAME_PATTERN, HEADER_NAME_MAX, "an HTTP header name (an RFC 7230 token)")]

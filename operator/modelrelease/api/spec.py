@@ -38,11 +38,19 @@ from modelrelease.api.templates import CLASS_TEMPLATES as CLASS_TEMPLATES
 from modelrelease.api.templates import TEMPLATE_PLACEHOLDERS as TEMPLATE_PLACEHOLDERS
 from modelrelease.api.templates import PromQL
 
+INT64_MAX = 2**63 - 1
+"""The API server's integers are 64-bit: a larger number is refused there, so here too."""
+
 
 class ApiModel(BaseModel):
-    """Base for every API object: camelCase on the wire, unknown fields refused."""
+    """Base for every API object: camelCase on the wire, unknown fields refused, JSON's types taken as they are.
 
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+    Strict, as the API server is: ``"3"`` is not an integer and ``"true"`` or
+    ``1`` not a boolean (an integer still counts as a number).  Lax parsing
+    would accept manifests that ``kubectl apply`` refuses.
+    """
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid", strict=True)
 
 
 class ModelSpec(ApiModel):
@@ -50,7 +58,7 @@ class ModelSpec(ApiModel):
 
     name: ModelName = Field(description="TF Serving --model_name.")
     base_path: BasePath = Field(description="Directory holding one sub-directory per version (1/, 2/, ...).")
-    version: int = Field(ge=1, description="The version the user wants; changing it starts a rollout.")
+    version: int = Field(ge=1, le=INT64_MAX, description="The version the user wants; changing it starts a rollout.")
 
 
 # Flags the operator sets itself on every TF Serving container; a user copy
@@ -63,7 +71,9 @@ MANAGED_FLAGS: tuple[str, ...] = (
     "rest_api_port",
     "monitoring_config_file",
 )
-MANAGED_FLAG_PATTERN = "^--?(" + "|".join(MANAGED_FLAGS) + ")(=|$)"
+# The flag ends at '=', at the end, or at a newline: Python's $ also matches
+# before a final newline and RE2's does not, so the newline is spelled out.
+MANAGED_FLAG_PATTERN = "^--?(" + "|".join(MANAGED_FLAGS) + r")([=\n]|$)"
 _MANAGED_FLAGS_TEXT = ", ".join("--" + flag for flag in MANAGED_FLAGS)
 
 
@@ -370,6 +380,7 @@ class MetricSpec(ApiModel):
     min_requests: int | None = Field(
         default=None,
         ge=0,
+        le=INT64_MAX,
         description="Below this many requests in the interval the check is inconclusive, not failed.",
     )
     positive_class: ClassLabel | None = Field(

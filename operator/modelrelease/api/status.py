@@ -85,7 +85,7 @@ class HistoryEntry(ApiModel):
 
 
 class ModelReleaseStatus(ApiModel):
-    phase: Phase = Phase.INITIALIZING
+    phase: Phase = Field(default=Phase.INITIALIZING, strict=False)  # read from JSON as its string value
     stable_version: int | None = None
     candidate_version: int | None = None
     stage: StageStatus | None = None
