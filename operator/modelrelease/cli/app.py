@@ -105,10 +105,12 @@ def run(
 
     from modelrelease import logs
     from modelrelease.api.duration import parse_duration
+    from modelrelease.depth import allow_deepest_objects
     from modelrelease.runner import RunConfig, default_identity
     from modelrelease.runner import run as run_operator
 
     logs.configure(log_format.value)
+    allow_deepest_objects()
     settings = RunConfig(
         namespaces=tuple(namespace or ()),
         metrics_port=metrics_port,
