@@ -321,7 +321,7 @@ def deeply_nested(depth: int) -> dict[str, Any]:
     return value
 
 
-def valid_value(shape: Shape, draw: Draw, context: Any = None) -> Any:
+def valid_value(shape: Shape, draw: Draw) -> Any:
     """A value of the right type within the declared bounds (cross-field rules may still refuse it)."""
     if shape.kind == "str":
         return draw(valid_text(shape))
@@ -602,6 +602,65 @@ def seeds() -> list[dict[str, Any]]:
 
 
 SEEDS = seeds()
+
+
+ENGINE_SENSITIVE: tuple[str, ...] = (
+    "\n",
+    "\r\n",
+    "\t",
+    "\x0b",
+    "\x00",
+    "\x1c",
+    "\x7f",
+    "\x85",
+    "\u00a0",
+    "\u2028",
+    "\u3000",
+)
+"""Characters Python (``re``, ``str.strip``) and the API server (Go, RE2) may read differently."""
+
+WRONG_TYPE_PROBES: tuple[tuple[tuple[PathPart, ...], Any], ...] = (
+    (("serving", "replicas"), "3"),
+    (("serving", "replicas"), 3.0),
+    (("serving", "replicas"), 3.5),
+    (("serving", "replicas"), True),
+    (("model", "version"), 2**63 - 1),
+    (("model", "version"), 2**63),
+    (("paused",), "true"),
+    (("paused",), 1),
+    (("rollback", "automatic"), "false"),
+    (("serving", "args"), ["--model_name\n"]),
+    (("serving", "args"), ["--port"]),
+    (("serving", "replicas"), None),
+    (("stages", 0, "smoke", "minAccuracy"), 1),
+    (("stages", 0, "smoke", "minAccuracy"), "0.5"),
+)
+"""Type coercions and edge numbers: the API server reads JSON strictly, pydantic's lax mode does not."""
+
+
+def probe_cases() -> list[FuzzCase]:
+    """Deterministic single changes to the full example: each string rule meets each engine-sensitive
+    character (appended to its valid value), and each type coercion in WRONG_TYPE_PROBES."""
+    full = SEEDS[1]
+    cases: list[FuzzCase] = []
+    seen: set[str] = set()
+    for path, shape in string_leaves(full["spec"], SPEC_SHAPE):
+        rule = repr(shape.text) if shape.text is not None else f"{shape.choices}{shape.max_length}"
+        if rule in seen:
+            continue
+        seen.add(rule)
+        for char in ENGINE_SENSITIVE:
+            manifest = copy.deepcopy(full)
+            target: Any = manifest["spec"]
+            for part in path[:-1]:
+                target = target[part]
+            target[path[-1]] = target[path[-1]] + char
+            cases.append(FuzzCase(manifest, [f"{dotted(path)}: valid value + {char!r}"]))
+    for path, value in WRONG_TYPE_PROBES:
+        manifest = copy.deepcopy(full)
+        _set(manifest["spec"], path, value)
+        cases.append(FuzzCase(manifest, [f"{dotted(path)}: {value!r}"]))
+    return cases
 
 
 @st.composite

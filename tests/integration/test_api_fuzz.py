@@ -46,7 +46,8 @@ from devstack.scenario import OperatorProcess
 from devstack.testing import Cluster, wait_for
 from modelrelease import GROUP, PLURAL, VERSION
 from modelrelease.api import InvalidRelease, parse_release
-from tests.fuzz_support import SEEDS, FuzzCase, deeply_nested, fuzz_cases
+from modelrelease.depth import KUBERNETES_MAX_JSON_DEPTH
+from tests.fuzz_support import SEEDS, FuzzCase, fuzz_cases, probe_cases
 
 pytestmark = pytest.mark.cluster
 
@@ -197,19 +198,14 @@ class FuzzTarget:
             self.ledger.fail(case, "operator logged a failure", f"{name}:\n{fresh[-1500:]}")
 
 
-def deep_case(depth: int) -> FuzzCase:
-    """A pass-through field nested ``depth`` levels (no deepcopy: Python's own recursion limit is near 1000)."""
-    manifest = json.loads(json.dumps(SEEDS[0]))
-    manifest["spec"]["serving"]["podTemplate"] = {"nodeSelector": {}, "extra": deeply_nested(depth)}
-    return FuzzCase(manifest, [f"spec.serving.podTemplate: nested {depth} deep"])
-
-
 def test_every_fuzzed_manifest_is_refused_by_field_or_handled_by_the_operator(
     cluster: Cluster, fuzz_namespace: str, fuzz_operator: OperatorProcess
 ) -> None:
     ledger = Ledger()
     target = FuzzTarget(cluster, fuzz_namespace, fuzz_operator, ledger)
     started = time.monotonic()
+    for case in probe_cases():
+        target.check(case)
 
     @settings(
         max_examples=EXAMPLES,
@@ -228,4 +224,31 @@ def test_every_fuzzed_manifest_is_refused_by_field_or_handled_by_the_operator(
     print("\n" + ledger.report())
     assert ledger.counts["accepted at admission"] >= EXAMPLES // 5, ledger.report()
     assert ledger.counts["refused at admission"] >= EXAMPLES // 5, ledger.report()
+    assert not ledger.failures, ledger.report()
+
+
+def _deep_manifest(name: str, depth: int) -> str:
+    """JSON text of a release whose podTemplate nests ``depth`` objects (built as text: json.dumps stops near 1000)."""
+    manifest = {**SEEDS[0], "metadata": {"name": name}}
+    manifest["spec"] = {**manifest["spec"], "serving": {**manifest["spec"]["serving"], "podTemplate": {"x": "@"}}}
+    return json.dumps(manifest).replace('"@"', '{"n": ' * depth + "1" + "}" * depth)
+
+
+def test_a_pod_template_nested_as_deep_as_the_api_server_allows_leaves_the_operator_running(
+    cluster: Cluster, fuzz_namespace: str, fuzz_operator: OperatorProcess
+) -> None:
+    """A free-form field 1,500 levels deep used to make kopf's watch raise RecursionError and the operator exit."""
+    ledger = Ledger()
+    target = FuzzTarget(cluster, fuzz_namespace, fuzz_operator, ledger)
+    for depth in (1_500, KUBERNETES_MAX_JSON_DEPTH - 10):
+        name = f"deep-{depth}"
+        cluster.kubectl("create", "-n", fuzz_namespace, "-f", "-", input=_deep_manifest(name, depth))
+        handled = wait_for(lambda name=name: target._handled(name), HANDLED_WITHIN, message=f"{name} handled")
+        assert fuzz_operator.running, fuzz_operator.log_tail(60)
+        assert handled.startswith("handled"), handled
+    # The watch still delivers: an ordinary release created afterwards is handled too.
+    stored, message = target.create({**SEEDS[0], "metadata": {"name": "after-deep", "namespace": fuzz_namespace}})
+    assert stored is not None, message
+    wait_for(lambda: target._handled("after-deep"), HANDLED_WITHIN, message="a release after the deep ones")
+    target._operator_still_well(FuzzCase(SEEDS[0], ["deep podTemplate"]), "after-deep")
     assert not ledger.failures, ledger.report()

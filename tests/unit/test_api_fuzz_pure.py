@@ -38,7 +38,17 @@ from modelrelease.analysis.templates import QueryPlan, plan_for
 from modelrelease.api import InvalidRelease, ModelRelease, parse_release
 from modelrelease.api.crd import open_api_schema
 from modelrelease.kube.manifests import model_config_text
-from tests.fuzz_support import INJECTIONS, SEEDS, SPEC_SHAPE, FuzzCase, deeply_nested, fuzz_cases, string_leaves
+from tests.fuzz_support import (
+    INJECTIONS,
+    SEEDS,
+    SPEC_SHAPE,
+    FuzzCase,
+    deeply_nested,
+    dotted,
+    fuzz_cases,
+    probe_cases,
+    string_leaves,
+)
 from tests.schema_check import structural_problems, without_null_fields
 
 FUZZ = settings(
@@ -240,6 +250,13 @@ def test_fuzzed_manifests_are_refused_by_field_or_rendered_and_configured_safely
     assert outcomes["accepted"] >= 60 and outcomes["refused"] >= 60, outcomes
 
 
+def test_engine_sensitive_characters_and_type_coercions_are_refused_by_field_or_handled_safely() -> None:
+    outcomes: Counter[str] = Counter()
+    for case in probe_cases():
+        _checked(case, outcomes)
+    assert outcomes["refused"] and outcomes["accepted"], outcomes
+
+
 @pytest.mark.parametrize("seed", range(len(SEEDS)))
 def test_every_string_field_meets_every_injection(seed: int) -> None:
     """Deterministic: each injection alone and glued to the valid value, in each string of each seed."""
@@ -277,3 +294,127 @@ def test_deeply_nested_pass_through_fields_do_not_crash_the_parser(field: str) -
     manifest["spec"]["serving"][field] = deeply_nested(3000)
     result = parsed_or_problems(manifest)
     assert isinstance(result, ModelRelease) or all(PATH_AT_START.match(line) for line in result)
+
+
+# --- defects the fuzz found, each pinned
+
+
+def _probe(path: tuple[str | int, ...], value: Any) -> ModelRelease | list[str]:
+    manifest = _with_name(SEEDS[1])
+    target: Any = manifest["spec"]
+    for part in path[:-1]:
+        target = target[part]
+    target[path[-1]] = value
+    return parsed_or_problems(manifest)
+
+
+@pytest.mark.parametrize(
+    ("path", "value"),
+    [
+        (("serving", "replicas"), "3"),
+        (("serving", "replicas"), True),
+        (("paused",), "true"),
+        (("paused",), 1),
+        (("rollback", "automatic"), "false"),
+        (("stages", 0, "smoke", "minAccuracy"), "0.5"),
+        (("analysis", "failureLimit"), "2"),
+    ],
+)
+def test_json_types_are_taken_as_strictly_as_the_api_server_takes_them(path: tuple[str | int, ...], value: Any) -> None:
+    result = _probe(path, value)
+    assert isinstance(result, list), f"{value!r} accepted at {path}; the API server refuses it"
+    assert result[0].startswith(dotted(path) + ":"), result
+
+
+def test_an_integer_is_still_a_number() -> None:
+    result = _probe(("stages", 0, "smoke", "minAccuracy"), 1)
+    assert isinstance(result, ModelRelease) and result.spec.stages[0].smoke is not None
+    assert result.spec.stages[0].smoke.min_accuracy == 1.0
+
+
+@pytest.mark.parametrize("path", [("model", "version"), ("analysis", "metrics", 0, "minRequests")])
+def test_integers_beyond_int64_are_refused_as_the_api_server_refuses_them(path: tuple[str | int, ...]) -> None:
+    assert isinstance(_probe(path, 2**63 - 1), ModelRelease)
+    result = _probe(path, 2**63)
+    assert isinstance(result, list) and result[0].startswith(dotted(path) + ":"), result
+
+
+_PYTHON_ONLY_ESCAPES = re.compile(r"\\[sSdDwWbB]")
+
+
+def _patterns(node: Any) -> list[str]:
+    if isinstance(node, dict):
+        found = [node["pattern"]] if isinstance(node.get("pattern"), str) else []
+        found += [rule["rule"] for rule in node.get("x-kubernetes-validations", []) if "matches(" in rule["rule"]]
+        return found + [p for key, child in node.items() if key != "pattern" for p in _patterns(child)]
+    if isinstance(node, list):
+        return [p for child in node for p in _patterns(child)]
+    return []
+
+
+def test_no_crd_pattern_uses_a_class_escape_python_reads_differently_from_re2() -> None:
+    """Python's \\s, \\d, \\w and \\b are Unicode-aware, RE2's are ASCII: a no-break space passed one and not the other."""
+    assert not [p for p in _patterns(open_api_schema()) if _PYTHON_ONLY_ESCAPES.search(p)]
+
+
+def test_a_managed_flag_with_a_trailing_newline_is_refused_by_the_cel_rule_too() -> None:
+    """Python's $ also matches before a final newline, RE2's only at the end: read the pattern as RE2 does."""
+    from modelrelease.api.spec import MANAGED_FLAG_PATTERN
+
+    as_re2_reads_it = MANAGED_FLAG_PATTERN.replace("$", r"\Z")
+    assert re.search(as_re2_reads_it, "--model_name\n")
+    assert re.search(as_re2_reads_it, "--port")
+    assert not re.search(as_re2_reads_it, "--model_name_suffix=x")
+
+
+@pytest.mark.parametrize("blank", [" ", "\t", "\n", "\x0b", "\x1c", "\x85", "\u00a0", "\u2028", "\u3000"])
+def test_a_blank_query_is_judged_as_the_api_server_judges_it(blank: str) -> None:
+    """The API server's pattern reads whitespace as RE2 does ([\\t\\n\\f\\r ]); the Python check must agree."""
+    from modelrelease.api.templates import PromQLText
+
+    re2_accepts = re.search(r"[^\t\n\f\r ]", blank) is not None
+    try:
+        PromQLText().check(blank)
+        python_accepts = True
+    except ValueError:
+        python_accepts = False
+    assert python_accepts == re2_accepts
+
+
+_DEEP_READ = """
+import json, sys
+from modelrelease.depth import allow_deepest_objects
+from modelrelease.api import parse_release
+from modelrelease.kube.manifests import Owner, build_deployment
+allow_deepest_objects()
+depth = int(sys.argv[1])
+seed = json.loads(sys.argv[2])
+seed["metadata"] = {"name": "deep"}
+seed["spec"]["serving"]["podTemplate"] = {"x": "@"}
+text = json.dumps(seed).replace('"@"', '{"n": ' * depth + "1" + "}" * depth)
+release = parse_release(json.loads(text))
+deployment = build_deployment(Owner("deep", "ns", "uid"), release.spec, 1, "stable", 1)
+print(len(json.dumps(deployment)))
+"""
+
+
+def test_the_operator_process_reads_an_object_as_deep_as_the_api_server_stores() -> None:
+    """In a child process (the limit is process-wide): decode, parse, build and encode a 9,990-deep podTemplate."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from modelrelease.depth import KUBERNETES_MAX_JSON_DEPTH
+
+    depth = str(KUBERNETES_MAX_JSON_DEPTH - 10)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    done = subprocess.run(
+        [sys.executable, "-c", _DEEP_READ, depth, json.dumps(SEEDS[0])],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert int(done.stdout) > 7 * int(depth)  # the nesting made it into the Deployment
