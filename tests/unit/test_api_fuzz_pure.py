@@ -418,3 +418,18 @@ def test_the_operator_process_reads_an_object_as_deep_as_the_api_server_stores()
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert int(done.stdout) > 7 * int(depth)  # the nesting made it into the Deployment
+
+
+def _bounds(node: Any) -> list[tuple[str, Any]]:
+    if isinstance(node, dict):
+        found = [(key, node[key]) for key in ("minimum", "maximum") if key in node]
+        return found + [b for child in node.values() for b in _bounds(child)]
+    if isinstance(node, list):
+        return [b for child in node for b in _bounds(child)]
+    return []
+
+
+def test_every_numeric_bound_survives_the_api_servers_float64() -> None:
+    """The API server keeps minimum/maximum as float64: 2**63 - 1 came back as 2**63, read as -2**63 for integers."""
+    for key, bound in _bounds(open_api_schema()):
+        assert float(bound) == bound and -(2**63) < float(bound) < 2**63, (key, bound)

@@ -39,7 +39,18 @@ from modelrelease.api.templates import TEMPLATE_PLACEHOLDERS as TEMPLATE_PLACEHO
 from modelrelease.api.templates import PromQL
 
 INT64_MAX = 2**63 - 1
-"""The API server's integers are 64-bit: a larger number is refused there, so here too."""
+
+
+def _within_int64(value: int) -> int:
+    if value > INT64_MAX:
+        raise ValueError(f"is {value}: at most {INT64_MAX} (the API server's integers are 64-bit)")
+    return value
+
+
+# The API server refuses a larger integer by its type; the bound is checked
+# here only, because a CRD ``maximum`` is stored as a float64, and 2**63 - 1
+# rounds to 2**63, which the API server then reads as -2**63.
+Int64 = Annotated[int, AfterValidator(_within_int64)]
 
 
 class ApiModel(BaseModel):
@@ -58,7 +69,7 @@ class ModelSpec(ApiModel):
 
     name: ModelName = Field(description="TF Serving --model_name.")
     base_path: BasePath = Field(description="Directory holding one sub-directory per version (1/, 2/, ...).")
-    version: int = Field(ge=1, le=INT64_MAX, description="The version the user wants; changing it starts a rollout.")
+    version: Int64 = Field(ge=1, description="The version the user wants; changing it starts a rollout.")
 
 
 # Flags the operator sets itself on every TF Serving container; a user copy
@@ -377,10 +388,8 @@ class MetricSpec(ApiModel):
     min: float | None = Field(default=None, description="Fail when the candidate's value is below this.")
     max: float | None = Field(default=None, description="Fail when the candidate's value is above this.")
     compare_to_baseline: CompareToBaseline | None = None
-    min_requests: int | None = Field(
+    min_requests: Annotated[int, Field(ge=0), AfterValidator(_within_int64)] | None = Field(
         default=None,
-        ge=0,
-        le=INT64_MAX,
         description="Below this many requests in the interval the check is inconclusive, not failed.",
     )
     positive_class: ClassLabel | None = Field(
