@@ -25,6 +25,7 @@ from __future__ import annotations
 import copy
 import re
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -168,10 +169,10 @@ def check_promql(release: ModelRelease) -> list[str]:
     return problems
 
 
-def check_model_config(release: ModelRelease) -> list[str]:
+def check_model_config(release: ModelRelease, writer: Callable[[str, str, int], str] = model_config_text) -> list[str]:
     """The config file TF Serving would read names exactly this model, path and version, and nothing else."""
     model = release.spec.model
-    text = model_config_text(model.name, model.base_path, model.version)
+    text = writer(model.name, model.base_path, model.version)
     try:
         configs = parse_model_server_config(text)
     except Exception as error:  # the server would refuse to start: report it with the text
@@ -200,10 +201,17 @@ def test_substitution_check_catches_a_value_that_closes_its_string() -> None:
     assert substitution_escapes('sum(x{model="{{model}}"})', unsafe)
 
 
+def _pasting_writer(name: str, base_path: str, version: int) -> str:
+    """A config writer that pastes values between quotes unescaped, as the operator's first one did."""
+    policy = f"model_version_policy {{ specific {{ versions: {version} }} }}"
+    return f'model_config_list {{ config {{ name: "{name}" base_path: "{base_path}" {policy} }} }}'
+
+
 def test_config_check_catches_a_path_that_starts_a_second_model() -> None:
     release = parse_release(_with_name(SEEDS[0]))
+    assert not check_model_config(release, _pasting_writer)
     release.spec.model.base_path = '/m" } config { name: "evil" base_path: "/etc'
-    assert check_model_config(release)
+    assert check_model_config(release, _pasting_writer)
 
 
 def test_schema_check_catches_a_type_and_an_unknown_field() -> None:
