@@ -12,8 +12,13 @@ does, and must meet one of two fates:
   API server stores, the operator can act on: it never has to park an
   admitted release as Valid=False), and handled by the real operator, run
   once as a process for the whole module: within a deadline the release has
-  ``status.observedGeneration`` or a Valid condition, the process is alive,
+  a Valid=False condition, or ``status.observedGeneration`` and then either
+  its Deployment or a Warning event saying why not; the process is alive,
   and its log has no traceback.
+
+Before the fuzz: 168 deterministic probes (each string rule meets each
+character Python and Go read differently; each type coercion), then the
+hypothesis examples (``MODELRELEASE_FUZZ_EXAMPLES``, default 200).
 
 The namespace has a ResourceQuota of zero pods.  The operator still creates
 each accepted release's Deployment, ConfigMap and Services (the objects a
