@@ -585,6 +585,10 @@ def seeds() -> list[dict[str, Any]]:
     gateway["spec"]["traffic"] = {"router": "gatewayApi", "gatewayApi": {"httpRoute": "digits"}}
     istio = copy.deepcopy(full)
     istio["spec"]["traffic"] = {"router": "istio", "istio": {"virtualService": "digits"}}
+    # Only the full example names its own Prometheus: the operator's default
+    # policy refuses other addresses, which would stop most releases there.
+    for seed in (gateway, istio):
+        del seed["spec"]["analysis"]["prometheus"]
     quality = copy.deepcopy(minimal)
     quality["spec"]["stages"] = [{"name": "canary", "weight": 20, "duration": "30s"}, {"name": "full", "weight": 100}]
     quality["spec"]["analysis"] = {
