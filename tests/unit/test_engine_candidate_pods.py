@@ -78,6 +78,7 @@ def test_a_deleted_candidate_deployment_is_not_ready_and_gets_no_traffic() -> No
     assert decision.status.candidate_ready_at is None
     assert events(decision, "CandidateRestarted")
     assert route(decision).weight == 0
+    assert decision.status.stage is not None and decision.status.stage.actual_weight == 0
     assert 2 in world.deployments  # recreated by the same pass
     assert world.analysis_runs == runs  # no check judged pods that are being replaced
     assert decision.status.phase == "Progressing"

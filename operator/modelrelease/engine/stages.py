@@ -81,6 +81,8 @@ def _forget_readiness_if_recreated(ctx: Pass, version: int) -> None:
         if created is None or as_utc(created) <= parse_time(ready_at):
             return
     ctx.status.candidate_ready_at = None
+    if ctx.status.stage is not None:
+        ctx.status.stage.actual_weight = 0  # its pods are gone: it serves nobody until the new ones are ready
     what = "was deleted" if deployment is None else "was recreated"
     ctx.emit(
         "Warning", "CandidateRestarted", f"v{version}'s Deployment {what}: no traffic until its new pods are ready"
