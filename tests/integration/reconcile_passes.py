@@ -103,7 +103,9 @@ def exists(cluster: Cluster, kind: str, name: str, namespace: str) -> bool:
 
 
 def get_json(cluster: Cluster, kind: str, name: str, namespace: str) -> dict[str, Any]:
-    found: dict[str, Any] = json.loads(cluster.kubectl("get", kind, name, "-n", namespace, "-o", "json").stdout)
+    """The object as stored, managedFields included (who applied which field)."""
+    shown = cluster.kubectl("get", kind, name, "-n", namespace, "-o", "json", "--show-managed-fields")
+    found: dict[str, Any] = json.loads(shown.stdout)
     return found
 
 
