@@ -109,17 +109,21 @@ def get_json(cluster: Cluster, kind: str, name: str, namespace: str) -> dict[str
     return found
 
 
-def written_after_read(write: Callable[[], None]) -> type[Kube]:
-    """A real ``Kube`` whose ``get_release`` lets ``write`` change the release right after reading it.
+def written_after(method: str, write: Callable[[], None]) -> type[Kube]:
+    """A real ``Kube`` that lets ``write`` change the release right after its first call of ``method`` returns.
 
     That is another writer (a person, a second replica) getting in between
-    a pass's read and its writes, made deterministic.
+    two steps of a pass, made deterministic: after ``get_release``, it is
+    between the pass's read and its writes; after ``patch_status``, between
+    the status write and the actions.
     """
+    original = getattr(Kube, method)
+    pending = [write]
 
-    class WrittenAfterRead(Kube):
-        async def get_release(self, namespace: str, name: str) -> dict[str, Any] | None:
-            found = await super().get_release(namespace, name)
-            await asyncio.to_thread(write)
-            return found
+    async def wrapped(self: Kube, *args: Any, **kwargs: Any) -> Any:
+        result = await original(self, *args, **kwargs)
+        while pending:
+            await asyncio.to_thread(pending.pop())
+        return result
 
-    return WrittenAfterRead
+    return type(f"WrittenAfter_{method}", (Kube,), {method: wrapped})

@@ -9,7 +9,7 @@ writer changed the release in between, the pass still acted on stale data.
 from __future__ import annotations
 
 import pytest
-from reconcile_passes import exists, manifest, run_pass, with_kube, written_after_read
+from reconcile_passes import exists, manifest, run_pass, with_kube, written_after
 
 from devstack import scenario
 from devstack.scenario import Release
@@ -38,7 +38,7 @@ def resource_version(release: Release) -> str:
 def test_a_pass_on_a_release_changed_since_its_read_applies_nothing(cluster: Cluster, release: Release) -> None:
     run_pass(cluster, release)  # the status is now what every pass computes: nothing to write
     cluster.kubectl("delete", "service", "digits-stable", "-n", release.namespace)
-    someone_else = written_after_read(lambda: release.annotate("example.com/owner", "team-ml"))
+    someone_else = written_after("get_release", lambda: release.annotate("example.com/owner", "team-ml"))
 
     outcome = run_pass(cluster, release, kube_type=someone_else)
 

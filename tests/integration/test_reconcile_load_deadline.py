@@ -82,3 +82,29 @@ def test_an_operator_down_longer_than_the_load_timeout_does_not_roll_back_on_res
     status = release.status()
     assert status["phase"] == "RolledBack"
     assert "not AVAILABLE within 0:01:00" in status["message"]
+
+
+def test_a_candidate_whose_pods_can_never_be_created_still_times_out(cluster: Cluster, release: Release) -> None:
+    quota = {
+        "apiVersion": "v1",
+        "kind": "ResourceQuota",
+        "metadata": {"name": "no-pods"},
+        "spec": {"hard": {"pods": "0"}},
+    }
+    cluster.apply(quota, namespace=release.namespace)
+    left_by_a_crash(cluster, release, started=datetime.now(UTC) - timedelta(hours=1))
+    settings = EngineSettings(load_timeout=LOAD_TIMEOUT)
+    run_pass(cluster, release, settings=settings)
+
+    def failing_since() -> datetime | None:
+        deployment = cluster.get("deployment", "digits-v2", namespace=release.namespace)
+        for condition in deployment.get("status", {}).get("conditions", []):
+            if condition["type"] == "ReplicaFailure" and condition["status"] == "True":
+                return parse_time(condition["lastTransitionTime"])
+        return None
+
+    since = wait_for(failing_since, 60, message="the Deployment reports that its ReplicaSet cannot create pods")
+    run_pass(cluster, release, settings=settings)
+    assert release.status()["phase"] == "Progressing", release.status().get("message")
+    run_pass(cluster, release, settings=settings, clock=lambda: since + LOAD_TIMEOUT + timedelta(seconds=5))
+    assert release.status()["phase"] == "RolledBack"

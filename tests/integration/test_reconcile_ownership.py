@@ -40,7 +40,9 @@ def release(cluster: Cluster, namespace: str) -> Release:
 def users_object(kind: str, name: str, namespace: str) -> dict[str, Any]:
     metadata = {"name": name, "namespace": namespace, "labels": USER_LABELS}
     if kind == "Service":
-        spec = {"selector": USER_LABELS, "ports": [{"name": "http", "port": 80, "targetPort": 8080}]}
+        # Someone's own TF Serving Service under the release's name: same ports, their own pods.
+        ports = [{"name": "grpc", "port": 8500, "targetPort": 8500}, {"name": "http", "port": 8501, "targetPort": 8501}]
+        spec = {"selector": USER_LABELS, "ports": ports}
         return {"apiVersion": "v1", "kind": "Service", "metadata": metadata, "spec": spec}
     if kind == "ConfigMap":
         return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata, "data": {"mine": "yes"}}
@@ -79,6 +81,7 @@ def test_an_object_the_release_does_not_own_is_left_alone_with_a_condition_and_o
     after = get_json(cluster, kind, name, release.namespace)
     assert after["metadata"].get("ownerReferences") is None
     assert after["metadata"]["labels"] == USER_LABELS
+    assert after.get("spec", {}).get("selector", USER_LABELS) in (USER_LABELS, {"matchLabels": USER_LABELS})
     assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
     assert all(m["manager"] != FIELD_MANAGER for m in after["metadata"]["managedFields"])
     conflict = condition(release, "OwnershipConflict")

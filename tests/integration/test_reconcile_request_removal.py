@@ -9,7 +9,7 @@ removal had no precondition and silently dropped it.
 from __future__ import annotations
 
 import pytest
-from reconcile_passes import manifest, run_pass, with_kube, written_after_read
+from reconcile_passes import manifest, run_pass, with_kube, written_after
 
 from devstack import scenario
 from devstack.scenario import Release
@@ -36,8 +36,9 @@ def annotations(release: Release) -> dict[str, str]:
 
 
 def test_a_request_rewritten_between_read_and_removal_survives_the_pass(cluster: Cluster, release: Release) -> None:
+    """Re-written after the pass's status write (which is conflict-checked) and before its removal."""
     release.annotate(ABORT, "first")
-    rewritten = written_after_read(lambda: release.annotate(ABORT, "second"))
+    rewritten = written_after("patch_status", lambda: release.annotate(ABORT, "second"))
 
     run_pass(cluster, release, kube_type=rewritten)
 
