@@ -31,6 +31,7 @@ before writing anything more.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 from collections.abc import Mapping, Sequence
@@ -98,6 +99,10 @@ def replicas_for(action: EnsureDeployment, intent: RouteIntent | None) -> int:
     return max(1, math.ceil(action.replicas.full * action.replicas.percent / 100))
 
 
+async def _nothing() -> set[str]:
+    return set()
+
+
 async def apply_actions(
     kube: Kube,
     router: Router,
@@ -112,17 +117,29 @@ async def apply_actions(
     namespace, name = metadata["namespace"], metadata["name"]
     owner = Owner(name, namespace, metadata["uid"])
     ensured = [a for a in actions if isinstance(a, EnsureDeployment)]
-    autoscaled = await kube.autoscaled_deployments(namespace) if ensured else set()
+    services = []
+    if intent is not None:
+        services = build_services(owner, intent.target.stable_version, intent.target.candidate_version)[1:]
+    # Everything about to be applied is read at once (ownership, HPA), not one round trip per object.
+    names = [("ConfigMap", config_map_name(name, a.version)) for a in ensured]
+    names += [("Deployment", deployment_name(name, a.version)) for a in ensured]
+    names += [("Service", s["metadata"]["name"]) for s in services]
+    autoscaled, *found = await asyncio.gather(
+        kube.autoscaled_deployments(namespace) if ensured else _nothing(),
+        *(kube.read_object(kind, namespace, object_name) for kind, object_name in names),
+    )
+    live = dict(zip(names, found, strict=True))
     for wanted in ensured:
-        await kube.apply(build_config_map(owner, spec, wanted.version))
+        config_map = build_config_map(owner, spec, wanted.version)
+        await kube.apply(config_map, live[("ConfigMap", config_map["metadata"]["name"])])
         replicas: int | None = replicas_for(wanted, intent)
         if deployment_name(name, wanted.version) in autoscaled and (running or {}).get(wanted.version, 0) > 0:
             replicas = None
-        await kube.apply(build_deployment(owner, spec, wanted.version, wanted.role, replicas))
+        deployment = build_deployment(owner, spec, wanted.version, wanted.role, replicas)
+        await kube.apply(deployment, live[("Deployment", deployment["metadata"]["name"])])
     if intent is not None:
-        services = build_services(owner, intent.target.stable_version, intent.target.candidate_version)
-        for service in services[1:]:
-            await kube.apply(service)
+        for service in services:
+            await kube.apply(service, live[("Service", service["metadata"]["name"])])
         await router.apply(intent.target, intent.plan)
     for action in actions:
         if isinstance(action, ScaleToZero):

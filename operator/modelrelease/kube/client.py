@@ -57,6 +57,10 @@ def label_selector(selector: dict[str, str]) -> str:
     return ",".join(f"{key}={value}" for key, value in sorted(selector.items()))
 
 
+UNREAD: Any = object()
+"""``Kube.apply``'s default for ``live``: the object was not read by the caller."""
+
+
 class StatusConflict(Exception):
     """The release changed since it was read; the caller re-reads and decides again."""
 
@@ -107,10 +111,12 @@ class Kube:
         self.custom = client.CustomObjectsApi(api_client)
         self.autoscaling = client.AutoscalingV2Api(api_client)
 
-    async def apply(self, manifest: Manifest) -> None:
+    async def apply(self, manifest: Manifest, live: Any = UNREAD) -> None:
         """Server-side apply one Deployment, Service or ConfigMap the release owns (``OwnershipConflict`` if not).
 
-        A Deployment given without ``spec.replicas`` (an HPA owns them) keeps
+        ``live`` is the object as just read (None: absent), when the caller
+        read it already (``read_object``); otherwise it is read here.  A
+        Deployment given without ``spec.replicas`` (an HPA owns them) keeps
         its current count: see the module docstring on the handover.
         """
         kind = manifest["kind"]
@@ -121,14 +127,10 @@ class Kube:
             "Service": self.core.patch_namespaced_service,
             "ConfigMap": self.core.patch_namespaced_config_map,
         }
-        readers = {
-            "Deployment": self.apps.read_namespaced_deployment,
-            "Service": self.core.read_namespaced_service,
-            "ConfigMap": self.core.read_namespaced_config_map,
-        }
         if kind not in patchers:
             raise ValueError(f"the operator does not apply objects of kind {kind}")
-        live = await self._read_or_none(readers[kind], namespace, name)
+        if live is UNREAD:
+            live = await self.read_object(kind, namespace, name)
         owner = _controller_uid(manifest)
         if live is not None and owner is not None:
             owners = _owners(live)
@@ -145,8 +147,14 @@ class Kube:
             await patch(name, namespace, handover, field_manager=HANDOVER_MANAGER, force=True, _content_type=APPLY)
         await patch(name, namespace, manifest, field_manager=FIELD_MANAGER, force=True, _content_type=APPLY)
 
-    @staticmethod
-    async def _read_or_none(reader: Any, namespace: str, name: str) -> Any | None:
+    async def read_object(self, kind: str, namespace: str, name: str) -> Any | None:
+        """A Deployment, Service or ConfigMap as stored now, or None when there is none."""
+        readers = {
+            "Deployment": self.apps.read_namespaced_deployment,
+            "Service": self.core.read_namespaced_service,
+            "ConfigMap": self.core.read_namespaced_config_map,
+        }
+        reader: Any = readers[kind]
         try:
             return await reader(name, namespace)
         except ApiException as error:
