@@ -1,9 +1,11 @@
 """Thin async I/O against the API server: apply, scale, status, events.
 
 Why server-side apply: the operator states the whole object it wants under
-its own field manager, so fields other controllers own (an HPA's replicas,
-a mesh's injected annotations) are left alone, and re-applying the same
-object is a no-op that does not bump generations or restart pods.
+its own field manager, so fields it does not state (a mesh's injected
+annotations) are left to whoever set them, and re-applying the same object
+is a no-op that does not bump generations or restart pods.  It applies with
+force, so any field it does state is taken back: that is why the replicas an
+HPA owns are left out of the apply altogether (``apply.py``).
 
 Why status patches carry a resourceVersion: two writers (a restarted
 operator, a second replica during a lease hand-over) must never overwrite
