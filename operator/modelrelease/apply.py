@@ -9,13 +9,32 @@ was just done.
 The candidate's replica count is the router's business (``RoutePlan``): the
 replicas router needs a number of pods to make a weight, a mesh router only
 enough capacity.
+
+Who owns ``spec.replicas`` (the HPA policy): the operator sizes each
+version's Deployment (the stable at ``spec.serving.replicas``, the
+candidate as the router plans) *unless* a HorizontalPodAutoscaler in the
+namespace targets that Deployment.  Then the HPA owns its replicas, as a
+Flagger or Argo Rollouts user expects: the operator's apply leaves the
+field out (handing it over without a reset, see ``kube.client``), except to
+bring a Deployment up from zero, which an HPA never does.  Retiring a
+version still scales it to zero (an HPA stops acting at zero).  The
+operator still waits for ``spec.serving.replicas`` ready pods of a new
+stable before it retires the old one, so keep the HPA's ``minReplicas`` at
+least that; and under the replicas router the candidate's pods are its
+traffic share, so an HPA on a candidate changes the weight users see
+(status shows the weight reached).
+
+Objects the release does not own (no ownerReference to its uid) are never
+applied over: ``Kube.apply`` raises ``OwnershipConflict`` and the pass stops
+before writing anything more.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from modelrelease.api.spec import ModelReleaseSpec
@@ -80,6 +99,10 @@ def replicas_for(action: EnsureDeployment, intent: RouteIntent | None) -> int:
     return max(1, math.ceil(action.replicas.full * action.replicas.percent / 100))
 
 
+async def _nothing() -> set[str]:
+    return set()
+
+
 async def apply_actions(
     kube: Kube,
     router: Router,
@@ -87,19 +110,36 @@ async def apply_actions(
     spec: ModelReleaseSpec,
     actions: Sequence[Action],
     intent: RouteIntent | None,
+    running: Mapping[int, int] | None = None,
 ) -> None:
+    """Apply ``actions``; ``running`` is each existing Deployment's current replicas, by version."""
     metadata = release["metadata"]
     namespace, name = metadata["namespace"], metadata["name"]
     owner = Owner(name, namespace, metadata["uid"])
-    for action in actions:
-        if isinstance(action, EnsureDeployment):
-            await kube.apply(build_config_map(owner, spec, action.version))
-            replicas = replicas_for(action, intent)
-            await kube.apply(build_deployment(owner, spec, action.version, action.role, replicas))
+    ensured = [a for a in actions if isinstance(a, EnsureDeployment)]
+    services = []
     if intent is not None:
-        services = build_services(owner, intent.target.stable_version, intent.target.candidate_version)
-        for service in services[1:]:
-            await kube.apply(service)
+        services = build_services(owner, intent.target.stable_version, intent.target.candidate_version)[1:]
+    # Everything about to be applied is read at once (ownership, HPA), not one round trip per object.
+    names = [("ConfigMap", config_map_name(name, a.version)) for a in ensured]
+    names += [("Deployment", deployment_name(name, a.version)) for a in ensured]
+    names += [("Service", s["metadata"]["name"]) for s in services]
+    autoscaled, *found = await asyncio.gather(
+        kube.autoscaled_deployments(namespace) if ensured else _nothing(),
+        *(kube.read_object(kind, namespace, object_name) for kind, object_name in names),
+    )
+    live = dict(zip(names, found, strict=True))
+    for wanted in ensured:
+        config_map = build_config_map(owner, spec, wanted.version)
+        await kube.apply(config_map, live[("ConfigMap", config_map["metadata"]["name"])])
+        replicas: int | None = replicas_for(wanted, intent)
+        if deployment_name(name, wanted.version) in autoscaled and (running or {}).get(wanted.version, 0) > 0:
+            replicas = None
+        deployment = build_deployment(owner, spec, wanted.version, wanted.role, replicas)
+        await kube.apply(deployment, live[("Deployment", deployment["metadata"]["name"])])
+    if intent is not None:
+        for service in services:
+            await kube.apply(service, live[("Service", service["metadata"]["name"])])
         await router.apply(intent.target, intent.plan)
     for action in actions:
         if isinstance(action, ScaleToZero):
@@ -107,8 +147,12 @@ async def apply_actions(
         elif isinstance(action, DeleteDeployment):
             await kube.delete_deployment(namespace, deployment_name(name, action.version))
             await kube.delete_config_map(namespace, config_map_name(name, action.version))
-    consumed = [request_annotation(a.request.kind) for a in actions if isinstance(a, ConsumeRequest)]
-    await kube.remove_annotations(namespace, name, consumed)
+    annotations = metadata.get("annotations") or {}
+    keys = [request_annotation(a.request.kind) for a in actions if isinstance(a, ConsumeRequest)]
+    consumed = {key: str(annotations[key]) for key in keys if key in annotations}
+    kept = await kube.remove_annotations(namespace, name, consumed)
+    if kept:
+        log.info("requests re-written since they were read, left for the next pass: %s", ", ".join(kept))
     for action in actions:
         if isinstance(action, EmitEvent):
             log.info("%s: %s", action.reason, action.message)

@@ -12,8 +12,10 @@ so it only needs to know *that* something changed:
   is an update when the generation moved past ``status.observedGeneration``
   or a manual request annotation is present; the operator's own status
   writes wake nothing;
-- a change to a Deployment the operator owns wakes its release (pods became
-  ready), so nothing waits for the next interval without reason;
+- a change to a Deployment or Service the operator owns wakes its release
+  (pods became ready; someone deleted or edited one), so nothing waits for
+  the next interval without reason, and an idle release, which is never
+  polled, still puts back a Service deleted by hand;
 - DELETED stops the release's task; owner references remove its objects.
 
 Everything else (reading the world, the engine, applying, status) is in
@@ -63,11 +65,22 @@ async def release_changed(type: str, body: kopf.Body, name: str, namespace: str 
         scheduler.wake(namespace, name)
 
 
-@kopf.on.event("apps", "v1", "deployments", labels={LABEL_MANAGED_BY: MANAGED_BY, LABEL_RELEASE: kopf.PRESENT})
+OWNED: Mapping[str, Any] = {LABEL_MANAGED_BY: MANAGED_BY, LABEL_RELEASE: kopf.PRESENT}
+
+
+@kopf.on.event("apps", "v1", "deployments", labels=OWNED)
 async def deployment_changed(type: str, labels: Mapping[str, str], namespace: str | None, memo: Any, **_: Any) -> None:
-    scheduler: Scheduler = memo["scheduler"]
+    _wake_owner(type, labels, namespace, memo["scheduler"])
+
+
+@kopf.on.event("", "v1", "services", labels=OWNED)
+async def service_changed(type: str, labels: Mapping[str, str], namespace: str | None, memo: Any, **_: Any) -> None:
+    _wake_owner(type, labels, namespace, memo["scheduler"])
+
+
+def _wake_owner(event_type: str | None, labels: Mapping[str, str], namespace: str | None, scheduler: Scheduler) -> None:
     release = labels.get(LABEL_RELEASE)
     # type is None for the initial listing: nothing changed, the release's own listing resumes it.
     # A release the scope does not serve is never known to the scheduler, so needs no check here.
-    if type is not None and release and namespace is not None and scheduler.knows(namespace, release):
+    if event_type is not None and release and namespace is not None and scheduler.knows(namespace, release):
         scheduler.wake(namespace, release)

@@ -1,9 +1,18 @@
 """The two measurements the engine asks for mid-pass: the smoke test and an analysis check.
 
 Neither raises for trouble in the world: a missing golden set, an
-unreachable pod or Prometheus all become results the engine can judge (a
-smoke error fails the candidate, an analysis without data is inconclusive),
-so one broken release never crashes the operator or stalls the others.
+unreachable pod or Prometheus all become results the engine can judge, so
+one broken release never crashes the operator or stalls the others.
+
+What a smoke run means: wrong answers (or answers the server refused, such
+as INVALID_ARGUMENT) are a verdict on the model and count against
+``minAccuracy``; a golden set that is missing or unusable fails the
+candidate (it cannot be judged as configured); but a run in which any golden
+example got no answer at all (no ready pod, gRPC UNAVAILABLE or
+DEADLINE_EXCEEDED, the run's deadline) is *inconclusive*: the engine runs it
+again on a later pass and fails the candidate only after
+``EngineSettings.smoke_attempts`` (3) such runs in a row.  An analysis
+without data is inconclusive.
 """
 
 from __future__ import annotations
@@ -29,7 +38,7 @@ async def smoke_test(
     """Predict the golden set on one ready candidate pod, never through a Service (no user sees the answers)."""
     version = request.version
     if pods is None or not pods.ready_addresses:
-        return SmokeResult(version, 0.0, 0, error=f"no ready pod of v{version} to run the golden set on")
+        return SmokeResult(version, 0.0, 0, inconclusive=f"no ready pod of v{version} to run the golden set on")
     data = await kube.read_config_map(namespace, request.golden_set)
     if data is None:
         return SmokeResult(version, 0.0, 0, error=f"golden set ConfigMap {namespace}/{request.golden_set} not found")
@@ -37,11 +46,15 @@ async def smoke_test(
         golden = GoldenSet.from_configmap_data(data)
     except GoldenSetError as unusable:
         return SmokeResult(version, 0.0, 0, error=f"golden set ConfigMap {request.golden_set}: {unusable}")
-    result = await run_smoke(pods.ready_addresses[0], spec.model.name, version, golden, timeout=SMOKE_TIMEOUT)
-    unanswered = None
+    address = pods.ready_addresses[0]
+    result = await run_smoke(address, spec.model.name, version, golden, timeout=SMOKE_TIMEOUT)
+    if result.unanswered:
+        why = f"{result.unanswered}/{result.total} golden examples got no answer from {address}: {result.first_error}"
+        return SmokeResult(version, result.accuracy, result.total, inconclusive=why)
+    refused = None
     if result.total and result.errors == result.total:
-        unanswered = f"no golden example got an answer: {result.first_error}"
-    return SmokeResult(version, result.accuracy, result.total, error=unanswered)
+        refused = f"the server refused every golden example: {result.first_error}"
+    return SmokeResult(version, result.accuracy, result.total, error=refused)
 
 
 class Analyzer:

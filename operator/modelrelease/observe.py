@@ -5,13 +5,20 @@ Service: a Service only lists *ready* pods, and a candidate whose model
 failed to load never becomes ready, yet its server's error message is
 exactly what the rollback event must carry.  Only pods of the Deployment's
 current template count: after a serving change the old pods still answer.
+
+Why the pods' creation time is read: the load deadline counts from it
+(``ModelLoad.loading_since``), so time the operator itself was down, or
+spent before the Deployment existed, is never counted as load time.  Only
+Deployments with an ownerReference to the release count as its versions: a
+look-alike someone else made is not adopted.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any
 
 from modelrelease.engine.observations import DeploymentState, ModelLoad, ModelState, Request, RequestKind
@@ -51,24 +58,41 @@ class VersionPods:
     addresses: tuple[str, ...]
     """``ip:port`` of each running, non-terminating pod (ready or not)."""
     ready_addresses: tuple[str, ...]
+    loading_since: datetime | None = None
+    """When the oldest current pod was created, else since when its ReplicaSet fails to create any (None: neither)."""
 
 
-async def read_deployments(kube: Kube, namespace: str, release: str) -> dict[int, Any]:
-    """The release's Deployments by version (the version label the operator wrote)."""
+async def read_deployments(kube: Kube, namespace: str, release: str, owner_uid: str) -> dict[int, Any]:
+    """The release's Deployments by version (the version label the operator wrote, and owned by the release)."""
     found: dict[int, Any] = {}
     for deployment in await kube.list_deployments(namespace, {LABEL_RELEASE: release}):
         labels = deployment.metadata.labels or {}
         version = labels.get(LABEL_VERSION, "")
-        if version.isdigit():
+        owners = {ref.uid for ref in deployment.metadata.owner_references or []}
+        if version.isdigit() and owner_uid in owners:
             found[int(version)] = deployment
     return found
 
 
 def deployment_states(deployments: Mapping[int, Any]) -> tuple[DeploymentState, ...]:
     return tuple(
-        DeploymentState(version=v, desired=desired_replicas(d), ready=current_ready(d))
+        DeploymentState(
+            version=v,
+            desired=desired_replicas(d),
+            ready=current_ready(d),
+            created_at=d.metadata.creation_timestamp,
+        )
         for v, d in sorted(deployments.items())
     )
+
+
+def _failing_to_create_since(deployment: Any) -> datetime | None:
+    """When the Deployment's ReplicaSet started failing to create pods (quota, admission), if it does."""
+    for condition in (deployment.status.conditions if deployment.status else None) or []:
+        if condition.type == "ReplicaFailure" and condition.status == "True":
+            moment = condition.last_transition_time or condition.last_update_time
+            return moment if isinstance(moment, datetime) else None
+    return None
 
 
 async def current_pods(kube: Kube, namespace: str, release: str, deployment: Any) -> VersionPods:
@@ -85,16 +109,22 @@ async def current_pods(kube: Kube, namespace: str, release: str, deployment: Any
             current_hash = (replica_set.metadata.labels or {}).get(TEMPLATE_HASH_LABEL)
     addresses: list[str] = []
     ready: list[str] = []
+    created: list[datetime] = []
     for pod in pods:
         if current_hash is None or (pod.metadata.labels or {}).get(TEMPLATE_HASH_LABEL) != current_hash:
             continue
-        if pod.metadata.deletion_timestamp is not None or pod.status is None or not pod.status.pod_ip:
+        if pod.metadata.deletion_timestamp is not None:
+            continue
+        if isinstance(pod.metadata.creation_timestamp, datetime):
+            created.append(pod.metadata.creation_timestamp)
+        if pod.status is None or not pod.status.pod_ip:
             continue
         address = f"{pod.status.pod_ip}:{GRPC_PORT}"
         addresses.append(address)
         if _is_ready(pod):
             ready.append(address)
-    return VersionPods(version, tuple(sorted(addresses)), tuple(sorted(ready)))
+    since = min(created) if created else _failing_to_create_since(deployment)
+    return VersionPods(version, tuple(sorted(addresses)), tuple(sorted(ready)), since)
 
 
 def _is_ready(pod: Any) -> bool:
@@ -118,4 +148,5 @@ async def model_load(model: str, pods: VersionPods, expected: int) -> ModelLoad:
     states = await asyncio.gather(
         *(model_status(address, model, pods.version, MODEL_STATUS_TIMEOUT) for address in pods.addresses)
     )
-    return aggregate_model_load(pods.version, list(states), max(1, expected))
+    load = aggregate_model_load(pods.version, list(states), max(1, expected))
+    return replace(load, loading_since=pods.loading_since)

@@ -6,7 +6,15 @@ read).  If another writer got there first the pass stops before touching
 anything, and the next pass decides again from fresh data; the actions are
 desired state recomputed from status every pass, so a crash after the
 status write is repaired by the next pass.  One-off actions (events,
-consumed requests) are lost in that crash, never duplicated.
+consumed requests) are lost in that crash, never duplicated.  The patch is
+sent on every pass that goes on to apply anything, even when the status did
+not change: then it carries only the precondition, which the API server
+checks without writing anything (an unchanged release makes no write).
+
+Why an ``OwnershipConflict`` condition: an object with one of the release's
+names that the release does not own (a user's own Service called like it)
+is never applied over; the pass stops there and says so once, with a
+Warning event and the condition, until the object is removed or renamed.
 
 Why the engine is asked twice when measuring: the engine decides *whether*
 a smoke test or an analysis check is due; the measurement is I/O, so the
@@ -42,7 +50,7 @@ from modelrelease.engine import (
 from modelrelease.engine.clock import format_time
 from modelrelease.engine.conditions import find_condition, set_condition
 from modelrelease.engine.phases import ACTIVE_PHASES
-from modelrelease.kube.client import Kube, Manifest, StatusConflict, describe_api_error
+from modelrelease.kube.client import Kube, Manifest, OwnershipConflict, StatusConflict, describe_api_error
 from modelrelease.kube.fencing import LeadershipLost
 from modelrelease.logs import set_rollout
 from modelrelease.measure import Analyzer, smoke_test
@@ -69,6 +77,7 @@ log = logging.getLogger("modelrelease.reconcile")
 
 VALID = "Valid"
 ROUTE_SUPPORTED = "RouteSupported"
+OWNERSHIP_CONFLICT = "OwnershipConflict"
 CONFLICT_RETRY = 0.5
 """Seconds before re-reading a release whose status changed under the pass."""
 ERROR_RETRY = 5.0
@@ -148,24 +157,30 @@ async def _reconcile(ctx: OperatorContext, namespace: str, name: str) -> PassOut
 
     metadata = release["metadata"]
     intent = route_intent(router, namespace, name, metadata["uid"], spec, decision.actions)
-    new_status = _with_operator_conditions(decision.status, intent, format_time(now), generation)
+    stamp = format_time(now)
+    new_status = _with_operator_conditions(decision.status, intent, stamp, generation)
     limitation_event = _limitation_news(status, new_status)
-    if new_status != status:
-        body = new_status.model_dump(by_alias=True, mode="json")
-        await kube.patch_status(namespace, name, metadata["resourceVersion"], body)
+    # Conflict-checked on every pass that acts: the status when it changed, else the precondition alone.
+    body = new_status.model_dump(by_alias=True, mode="json") if new_status != status else None
+    resource_version = await kube.patch_status(namespace, name, metadata["resourceVersion"], body)
     _count(status, new_status, decision)
     set_rollout(
         new_status.candidate_version or new_status.stable_version, new_status.stage.name if new_status.stage else None
     )
+    running = {d.version: d.desired for d in observations.deployments}
     try:
-        await apply_actions(kube, router, release, spec, decision.actions, intent)
+        await apply_actions(kube, router, release, spec, decision.actions, intent, running)
         if limitation_event:
             await kube.event(release, "Warning", "RouteDegraded", limitation_event)
+    except OwnershipConflict as conflict:
+        await _note_ownership(kube, release, new_status, resource_version, str(conflict), stamp, generation)
+        return PassOutcome(phase=new_status.phase.value, next_in=ERROR_RETRY)
     except ApiException as error:
         message = f"could not apply the release's objects: {describe_api_error(error)}"
         log.warning(message)
         await kube.event(release, "Warning", "ApplyFailed", message)
         return PassOutcome(phase=new_status.phase.value, next_in=ERROR_RETRY)
+    await _note_ownership(kube, release, new_status, resource_version, "", stamp, generation)
     return PassOutcome(phase=new_status.phase.value, next_in=next_pass_in(spec, new_status))
 
 
@@ -194,7 +209,7 @@ async def _observe(
 ) -> tuple[Observations, VersionPods | None]:
     metadata = release["metadata"]
     namespace, name = metadata["namespace"], metadata["name"]
-    deployments = await read_deployments(ctx.kube, namespace, name)
+    deployments = await read_deployments(ctx.kube, namespace, name, metadata["uid"])
     candidate = status.candidate_version
     model = None
     pods = None
@@ -285,6 +300,41 @@ def _with_operator_conditions(
     elif find_condition(conditions, ROUTE_SUPPORTED) is not None:
         conditions = set_condition(conditions, ROUTE_SUPPORTED, "True", "AsRequested", "", stamp, generation)
     return status.model_copy(update={"conditions": conditions})
+
+
+async def _note_ownership(
+    kube: Kube,
+    release: Manifest,
+    status: ModelReleaseStatus,
+    resource_version: str,
+    conflict: str,
+    stamp: str,
+    generation: int,
+) -> None:
+    """Set (``conflict`` given) or clear the OwnershipConflict condition; a Warning event when it is new.
+
+    Written only when the condition changes, conditional on the version the
+    pass's own status write left, so a steady conflict costs no write.
+    """
+    previous = find_condition(status.conditions, OWNERSHIP_CONFLICT)
+    if not conflict and (previous is None or previous.status == "False"):
+        return
+    if conflict and previous is not None and previous.status == "True" and previous.message == conflict:
+        return
+    if conflict:
+        log.warning(conflict)
+        conditions = set_condition(
+            status.conditions, OWNERSHIP_CONFLICT, "True", "ObjectNotOwned", conflict, stamp, generation
+        )
+    else:
+        conditions = set_condition(
+            status.conditions, OWNERSHIP_CONFLICT, "False", "AllObjectsOwned", "", stamp, generation
+        )
+    metadata = release["metadata"]
+    body = status.model_copy(update={"conditions": conditions}).model_dump(by_alias=True, mode="json")
+    await kube.patch_status(metadata["namespace"], metadata["name"], resource_version, body)
+    if conflict:
+        await kube.event(release, "Warning", "OwnershipConflict", conflict)
 
 
 def _limitation_news(before: ModelReleaseStatus, after: ModelReleaseStatus) -> str:

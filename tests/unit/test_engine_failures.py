@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 from test_engine_support import World, ensured, events, make_spec, route, stable_world
 
 from modelrelease.api import MetricResult
-from modelrelease.engine import AnalysisResult, FixedReplicas, Observations, ScaleToZero, decide
+from modelrelease.engine import AnalysisResult, FixedReplicas, ScaleToZero, decide
 from modelrelease.engine.actions import EnsureDeployment
 
 TRAFFIC_ONLY = [{"name": "canary", "weight": 20, "duration": "2m"}, {"name": "full", "weight": 100}]
@@ -106,6 +107,39 @@ def test_a_smoke_test_that_cannot_run_counts_as_failed() -> None:
     assert_rolled_back(world)
 
 
+def test_a_smoke_run_without_answers_is_retried_not_failed() -> None:
+    world = stable_world()
+    world.set_version(2)
+    world.smoke_inconclusive = "Predict: UNAVAILABLE: connection refused"
+    world.step()
+    decision = world.step()
+    assert decision.status.phase == "Progressing", decision.status.message
+    assert decision.status.stage is not None and decision.status.stage.smoke_inconclusive == 1
+    assert events(decision, "SmokeInconclusive")
+    assert route(decision).weight == 0
+    world.smoke_inconclusive = None
+    world.step()
+    assert [h.outcome for h in world.status.history][-1:] == ["StageCompleted"]
+    assert any(h.outcome == "SmokePassed" for h in world.status.history)
+    assert world.status.phase == "Progressing"
+    assert world.smoke_runs == 2
+
+
+def test_smoke_runs_without_answers_fail_the_candidate_at_the_attempt_limit() -> None:
+    world = stable_world()
+    world.set_version(2)
+    world.smoke_inconclusive = "Predict: UNAVAILABLE: connection refused"
+    world.step()
+    world.step()
+    world.step()
+    assert world.status.phase == "Progressing"
+    world.step()
+    assert world.smoke_runs == 3
+    assert_rolled_back(world)
+    assert "no complete set of answers in 3 runs in a row" in world.status.message
+    assert "UNAVAILABLE" in world.status.message
+
+
 def test_without_automatic_rollback_a_failure_stops_in_failed_with_traffic_frozen() -> None:
     world = canary_world(rollback={"automatic": False})
     world.verdict = "fail"
@@ -189,9 +223,8 @@ def test_a_metric_missing_from_a_check_makes_it_inconclusive() -> None:
     world = canary_world()
     world.step(30)
     only_one = AnalysisResult(2, (MetricResult(name="error-rate", verdict="pass"),))
-    decision = decide(
-        world.spec, world.status, Observations(analysis=only_one), world.now + timedelta(seconds=30), world.generation
-    )
+    observed = replace(world.observations(), analysis=only_one)
+    decision = decide(world.spec, world.status, observed, world.now + timedelta(seconds=30), world.generation)
     assert decision.status.analysis.last_verdict == "inconclusive"
     missing = next(m for m in decision.status.analysis.metrics if m.name == "latency-p99")
     assert missing.verdict == "inconclusive"

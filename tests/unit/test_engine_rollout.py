@@ -243,6 +243,7 @@ def test_a_restarted_operator_resumes_from_status_alone() -> None:
         world.step()
     twin = World(world.spec, status=ModelReleaseStatus.model_validate_json(world.status.model_dump_json(by_alias=True)))
     twin.now, twin.generation, twin.deployments = world.now, world.generation, dict(world.deployments)
+    twin.created_at, twin.pods_since = dict(world.created_at), dict(world.pods_since)
     twin.observed_route = world.observed_route
     for _ in range(6):
         assert twin.step().actions == world.step().actions

@@ -99,12 +99,21 @@ class World:
     """Called with every single ``decide`` call, for the property tests' invariants."""
     analysis_runs: int = 0
     smoke_runs: int = 0
+    created_at: dict[int, datetime] = field(default_factory=dict)
+    """When each Deployment was created (by the first EnsureDeployment that found it absent)."""
+    pods_since: dict[int, datetime] = field(default_factory=dict)
+    """When each version's current pods were created: on creation, and again when scaled up from zero."""
+    smoke_inconclusive: str | None = None
 
     def observations(self, requests: tuple[Request, ...] = ()) -> Observations:
         candidate = self.status.candidate_version
         model = None
         if candidate is not None:
-            model = ModelLoad(version=candidate, state=self.model_state.get(candidate, "AVAILABLE"))
+            model = ModelLoad(
+                version=candidate,
+                state=self.model_state.get(candidate, "AVAILABLE"),
+                loading_since=self.pods_since.get(candidate),
+            )
         weight, mirror = self.observed_route
         return Observations(
             deployments=tuple(self.deployments[v] for v in sorted(self.deployments)),
@@ -121,7 +130,9 @@ class World:
         follow_up = decision.follow_up()
         if isinstance(follow_up, RunSmoke):
             self.smoke_runs += 1
-            smoke = SmokeResult(follow_up.version, self.smoke_accuracy, 100, self.smoke_error)
+            smoke = SmokeResult(
+                follow_up.version, self.smoke_accuracy, 100, self.smoke_error, inconclusive=self.smoke_inconclusive
+            )
             again = replace(observed, smoke=smoke, requests=())
             decision = decision.followed_by(self._decide(decision.status, again))
         elif isinstance(follow_up, RunAnalysis):
@@ -144,15 +155,30 @@ class World:
         for action in actions:
             if isinstance(action, EnsureDeployment):
                 desired = _replicas(action)
-                self.deployments[action.version] = DeploymentState(action.version, desired, self._ready(desired))
+                self._deploy(action.version, desired)
             elif isinstance(action, ScaleToZero):
-                self.deployments[action.version] = DeploymentState(action.version, 0, 0)
+                self._deploy(action.version, 0)
             elif isinstance(action, DeleteDeployment):
-                self.deployments.pop(action.version, None)
+                self.delete_deployment(action.version)
             elif isinstance(action, SetRoute):
                 self.route_applied = action
                 if self.route_follows:
                     self.observed_route = (action.weight, action.mirror)
+
+    def _deploy(self, version: int, desired: int) -> None:
+        created = self.created_at.setdefault(version, self.now)
+        previous = self.deployments.get(version)
+        if desired == 0:
+            self.pods_since.pop(version, None)
+        elif previous is None or previous.desired == 0:
+            self.pods_since[version] = self.now
+        self.deployments[version] = DeploymentState(version, desired, self._ready(desired), created)
+
+    def delete_deployment(self, version: int) -> None:
+        """Someone (or the engine) deleted it: its pods and creation time go with it."""
+        self.deployments.pop(version, None)
+        self.created_at.pop(version, None)
+        self.pods_since.pop(version, None)
 
     def _ready(self, desired: int) -> int:
         return desired if self.pods_ready else 0

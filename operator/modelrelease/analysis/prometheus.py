@@ -8,8 +8,11 @@ queries per interval, so a thread per query costs nothing that matters and
 the event loop (kopf's handlers, other releases) never blocks on Prometheus.
 
 Failures never raise out of ``measure``: an unreachable Prometheus, a query
-Prometheus rejects, an empty result, NaN or several series all become
+Prometheus rejects, an answer without ``data.result`` (a proxy, another
+service on the port), an empty result, NaN or several series all become
 ``Unmeasured`` with the reason, so the check is inconclusive, never a pass.
+The reason goes into the release's status, so whatever the server answered
+is cut to ``MESSAGE_LIMIT`` characters there.
 Retries are kept to one quick retry: the next analysis interval is the real
 retry, and a timer blocked for many seconds helps nobody.
 """
@@ -30,6 +33,17 @@ from modelrelease.analysis.provider import Measurement, Observation, Unmeasured
 from modelrelease.analysis.rendering import TemplateError, render
 from modelrelease.analysis.templates import QueryPlan, plan_for
 from modelrelease.api.spec import MetricSpec
+
+MESSAGE_LIMIT = 300
+"""Longest reason kept for an unmeasured metric; it is stored in status (etcd objects are limited in size)."""
+
+
+def bounded(text: str, limit: int = MESSAGE_LIMIT) -> str:
+    """``text`` cut to ``limit`` characters, saying so when it was cut."""
+    if len(text) <= limit:
+        return text
+    marker = " ...(cut)"
+    return text[: limit - len(marker)] + marker
 
 
 class _NoValue(Exception):
@@ -52,13 +66,13 @@ class PrometheusProvider:
             plan = plan_for(metric)
             rendered = _render_plan(plan, values)
         except (TemplateError, UnsafeValueError, ValueError) as refused:
-            return Unmeasured(f"query not sent: {refused}")
+            return Unmeasured(bounded(f"query not sent: {refused}"))
         try:
             if plan.is_ratio:
                 return await self._ratio(plan, rendered)
             return await self._single(rendered)
         except _NoValue as missing:
-            return Unmeasured(str(missing))
+            return Unmeasured(bounded(str(missing)))
 
     async def _single(self, rendered: dict[str, str]) -> Measurement:
         value_query = self._value(rendered["value"], "query")
@@ -87,12 +101,16 @@ class PrometheusProvider:
     async def _value(self, promql: str, role: str) -> float:
         try:
             result = await asyncio.to_thread(self._client.custom_query, promql)
+        except requests.exceptions.JSONDecodeError as error:  # 200, but not JSON
+            raise _NoValue(f"Prometheus answered the {role} query with something unreadable: {error}") from error
         except requests.exceptions.RequestException as error:
             raise _NoValue(f"Prometheus unreachable at {self.address}: {type(error).__name__}") from error
-        except PrometheusApiClientException as error:
-            raise _NoValue(f"Prometheus refused the {role} query: {error}") from error
-        except ValueError as error:  # a body that is not the API's JSON
-            raise _NoValue(f"Prometheus answered the {role} query with something unreadable: {error}") from error
+        except PrometheusApiClientException as error:  # not 200; its message holds the whole body
+            raise _NoValue(f"Prometheus refused the {role} query: {bounded(str(error))}") from error
+        except (KeyError, TypeError, ValueError) as error:  # 200 and JSON, but no data.result in it
+            raise _NoValue(
+                f"Prometheus answered the {role} query without data.result ({type(error).__name__}: {error})"
+            ) from error
         return _single_number(result, role)
 
 

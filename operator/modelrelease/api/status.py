@@ -38,6 +38,11 @@ class StageStatus(ApiModel):
     entered_at: str | None = None
     approved: bool = Field(default=False, description="An approve request for this stage was received.")
     smoke_passed: bool = Field(default=False, description="The stage's smoke test passed; its traffic may start.")
+    smoke_inconclusive: int = Field(
+        default=0,
+        ge=0,
+        description="Smoke runs in a row that got no complete set of answers (I/O errors); the candidate fails at 3.",
+    )
 
 
 class MetricResult(ApiModel):
@@ -98,7 +103,8 @@ class ModelReleaseStatus(ApiModel):
     )
     message: str = ""
     candidate_started_at: str | None = Field(
-        default=None, description="When the candidate's pods were (re)started; the load deadline counts from here."
+        default=None,
+        description="When the candidate's rollout was (re)started. The load deadline counts from its pods' creation.",
     )
     candidate_ready_at: str | None = Field(
         default=None, description="When the candidate was first ready with its model AVAILABLE; no traffic before."

@@ -24,7 +24,9 @@ class EngineSettings:
     """Operator-wide knobs that are not (yet) part of the API."""
 
     load_timeout: timedelta = timedelta(minutes=10)
-    """A candidate whose model is not AVAILABLE this long after its pods started has failed to load."""
+    """A candidate whose model is not AVAILABLE this long after its pods were created has failed to load."""
+    smoke_attempts: int = 3
+    """Smoke runs in a row without a complete set of answers (I/O errors) before the candidate fails."""
 
 
 class Wait(StrEnum):

@@ -8,6 +8,7 @@ replaced is ignored instead of judging the wrong pods.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Literal
 
 from modelrelease.api.status import MetricResult
@@ -29,25 +30,45 @@ class DeploymentState:
     version: int
     desired: int
     ready: int
+    created_at: datetime | None = None
+    """The Deployment object's creationTimestamp: a later one than the candidate's readiness means it was recreated."""
 
 
 @dataclass(frozen=True)
 class ModelLoad:
-    """TF Serving's view of the candidate's model (ModelService.GetModelStatus)."""
+    """TF Serving's view of the candidate's model (ModelService.GetModelStatus).
+
+    ``loading_since`` is when the candidate's current pods were created (the
+    oldest of them), or, while none could be created, since when their
+    ReplicaSet has failed to create them; None while no pod has been asked
+    for yet.  The load deadline counts from it, never from a moment the
+    operator stamped itself: an operator that was down (or had not yet
+    created the Deployment) must not count its own downtime as load time.
+    """
 
     version: int
     state: ModelState
     message: str = ""
+    loading_since: datetime | None = None
 
 
 @dataclass(frozen=True)
 class SmokeResult:
-    """Predictions on the golden set; ``error`` when the smoke test could not run at all."""
+    """Predictions on the golden set.
+
+    ``error``: the smoke test cannot run as configured (the golden set is
+    missing or unusable), which fails the candidate.  ``inconclusive``: the
+    run got no complete set of answers for a transient reason (no ready pod,
+    gRPC UNAVAILABLE or a deadline): not a verdict on the model, so the
+    engine tries again, and fails the candidate only after
+    ``EngineSettings.smoke_attempts`` such runs in a row.
+    """
 
     version: int
     accuracy: float
     count: int
     error: str | None = None
+    inconclusive: str | None = None
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from modelrelease.api.duration import parse_duration
 from modelrelease.api.spec import Stage
 from modelrelease.engine.actions import RunAnalysis, RunSmoke
-from modelrelease.engine.clock import elapsed_since, format_time, parse_time
+from modelrelease.engine.clock import as_utc, elapsed_since, format_time, parse_time
 from modelrelease.engine.context import Pass, Wait
 from modelrelease.engine.lifecycle import enter_stage, fail, promote, restart_candidate
 from modelrelease.engine.verdicts import complete_results, describe_failures, record_check, smoke_failure
@@ -46,6 +46,7 @@ def advance_candidate(ctx: Pass) -> None:
     if model is not None and model.state == "FAILED":
         fail(ctx, "ModelLoadFailed", f"TF Serving could not load v{version}: {model.message or 'no message'}")
         return
+    _forget_readiness_if_recreated(ctx, version)
     if ctx.status.candidate_ready_at is None and not _await_ready(ctx, version):
         return
     if not ctx.spec.stages:
@@ -63,8 +64,38 @@ def advance_candidate(ctx: Pass) -> None:
     _try_complete(ctx, version, stage)
 
 
+def _forget_readiness_if_recreated(ctx: Pass, version: int) -> None:
+    """A candidate whose Deployment is gone, or was created after it became ready, is not ready any more.
+
+    Its pods are new (someone deleted the Deployment; this pass recreates
+    it): no user traffic until they are ready and their model AVAILABLE
+    again, and the load deadline counts from their creation.  Results
+    already earned for this version (smoke, checks) stay: the model is the same.
+    """
+    ready_at = ctx.status.candidate_ready_at
+    if ready_at is None:
+        return
+    deployment = ctx.observations.deployment(version)
+    if deployment is not None:
+        created = deployment.created_at
+        if created is None or as_utc(created) <= parse_time(ready_at):
+            return
+    ctx.status.candidate_ready_at = None
+    if ctx.status.stage is not None:
+        ctx.status.stage.actual_weight = 0  # its pods are gone: it serves nobody until the new ones are ready
+    what = "was deleted" if deployment is None else "was recreated"
+    ctx.emit(
+        "Warning", "CandidateRestarted", f"v{version}'s Deployment {what}: no traffic until its new pods are ready"
+    )
+
+
 def _await_ready(ctx: Pass, version: int) -> bool:
-    """True once the candidate's pods are ready and its model AVAILABLE; fails it past the load deadline."""
+    """True once the candidate's pods are ready and its model AVAILABLE; fails it past the load deadline.
+
+    The deadline counts from the pods' creation as observed (``ModelLoad.loading_since``);
+    while no pod was asked for yet (the operator was down before it applied
+    the Deployment) no deadline runs.
+    """
     deployment = ctx.observations.deployment(version)
     model = ctx.observations.model_of(version)
     available = model is not None and model.state == "AVAILABLE"
@@ -76,7 +107,8 @@ def _await_ready(ctx: Pass, version: int) -> bool:
         ctx.emit("Normal", "CandidateReady", f"v{version} is ready and its model AVAILABLE")
         return True
     state = model.state if model is not None else "unknown"
-    elapsed = elapsed_since(ctx.status.candidate_started_at, ctx.now)
+    since = model.loading_since if model is not None else None
+    elapsed = ctx.now - as_utc(since) if since is not None else None
     timeout = ctx.settings.load_timeout
     if not available and elapsed is not None and elapsed > timeout:
         fail(ctx, "ModelLoadTimeout", f"v{version}'s model was not AVAILABLE within {timeout} (state {state})")
@@ -106,12 +138,15 @@ def _smoke_passed(ctx: Pass, version: int, stage: Stage) -> bool:
     if status_stage.smoke_passed:
         return True
     result = ctx.observations.smoke_of(version)
+    if result is not None and result.inconclusive is not None:
+        return _smoke_inconclusive(ctx, version, result.inconclusive)
     if result is not None:
         why = smoke_failure(result, stage.smoke)
         if why is not None:
             fail(ctx, "SmokeFailed", why)
             return False
         status_stage.smoke_passed = True
+        status_stage.smoke_inconclusive = 0
         # The stage's traffic starts now, so its duration and checks count from here.
         status_stage.entered_at = ctx.stamp
         message = f"accuracy {result.accuracy:.4g} on {result.count} golden examples"
@@ -124,6 +159,22 @@ def _smoke_passed(ctx: Pass, version: int, stage: Stage) -> bool:
     golden = stage.smoke.golden_set.config_map if stage.smoke.golden_set else f"{ctx.spec.model.name}-golden"
     ctx.actions.append(RunSmoke(version=version, golden_set=golden, min_accuracy=stage.smoke.min_accuracy))
     ctx.waiting_for = "waiting for the smoke test"
+    return False
+
+
+def _smoke_inconclusive(ctx: Pass, version: int, reason: str) -> bool:
+    """A smoke run without a complete set of answers: try again next pass, fail after ``smoke_attempts`` in a row."""
+    status_stage = ctx.status.stage
+    assert status_stage is not None
+    status_stage.smoke_inconclusive += 1
+    attempts, limit = status_stage.smoke_inconclusive, ctx.settings.smoke_attempts
+    if attempts >= limit:
+        fail(ctx, "SmokeFailed", f"smoke test got no complete set of answers in {attempts} runs in a row: {reason}")
+        return False
+    ctx.emit(
+        "Warning", "SmokeInconclusive", f"v{version} smoke run {attempts}/{limit} got no answer, retrying: {reason}"
+    )
+    ctx.waiting_for = f"smoke test inconclusive ({attempts}/{limit}), retrying"
     return False
 
 

@@ -1,20 +1,43 @@
 """Thin async I/O against the API server: apply, scale, status, events.
 
 Why server-side apply: the operator states the whole object it wants under
-its own field manager, so fields other controllers own (an HPA's replicas,
-a mesh's injected annotations) are left alone, and re-applying the same
-object is a no-op that does not bump generations or restart pods.
+its own field manager, so fields it does not state (a mesh's injected
+annotations) are left to whoever set them, and re-applying the same object
+is a no-op that does not bump generations or restart pods.  It applies with
+force, so any field it does state is taken back: that is why the replicas an
+HPA owns are left out of the apply altogether (``apply.py``).
 
 Why status patches carry a resourceVersion: two writers (a restarted
 operator, a second replica during a lease hand-over) must never overwrite
 each other's decisions; a stale write fails with 409 and the next pass
-re-reads the world and decides again.
+re-reads the world and decides again.  A pass that changes no status still
+sends the precondition alone (``patch_status`` with no body): the API server
+checks it and, the object being unchanged, writes nothing to etcd (same
+resourceVersion, no watch event), so every pass that acts is fenced and an
+unchanged release still costs no write.
+
+Why ``apply`` reads the object first: server-side apply with force takes
+over whatever exists under the name, so a user's own Service called like
+the release would be silently adopted (and given an ownerReference).  An
+object that exists without an ownerReference to the release's uid is
+refused with ``OwnershipConflict``, and nothing is written to it.
+
+Why replicas can be handed over: a Deployment a HorizontalPodAutoscaler
+targets is applied without ``spec.replicas`` (see ``apply``).  Leaving out a
+field the operator's apply owned would reset it to its default (1 pod), so
+its current value is first applied by a separate field manager
+(``HANDOVER_MANAGER``), as the Kubernetes documentation recommends for
+handing replicas to an HPA; the HPA's first change then takes the field.
+
+Why consumed requests are removed with a JSON-patch ``test``: the
+annotation is removed only if it still holds the value the pass acted on; a
+request re-written meanwhile survives for the next pass.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,8 +48,10 @@ from modelrelease import GROUP, PLURAL, VERSION
 from modelrelease.kube.fencing import fenced
 
 FIELD_MANAGER = "modelrelease-operator"
+HANDOVER_MANAGER = "modelrelease-operator-handover"
 APPLY = "application/apply-patch+yaml"
 MERGE = "application/merge-patch+json"
+JSON_PATCH = "application/json-patch+json"
 
 Manifest = dict[str, Any]
 
@@ -35,8 +60,48 @@ def label_selector(selector: dict[str, str]) -> str:
     return ",".join(f"{key}={value}" for key, value in sorted(selector.items()))
 
 
+UNREAD: Any = object()
+"""``Kube.apply``'s default for ``live``: the object was not read by the caller."""
+
+
 class StatusConflict(Exception):
     """The release changed since it was read; the caller re-reads and decides again."""
+
+
+class OwnershipConflict(Exception):
+    """An object of one of the release's names exists and is not the release's; nothing was written to it."""
+
+    def __init__(self, kind: str, namespace: str, name: str, owners: list[str]) -> None:
+        self.kind, self.namespace, self.name = kind, namespace, name
+        owned_by = f"owned by {', '.join(owners)}" if owners else "it has no owner"
+        super().__init__(
+            f"{kind} {namespace}/{name} exists and is not owned by this release ({owned_by}); "
+            "the operator does not overwrite it: delete or rename it"
+        )
+
+
+def json_pointer(key: str) -> str:
+    """One JSON-pointer path segment (RFC 6901): annotation keys hold '/'."""
+    return key.replace("~", "~0").replace("/", "~1")
+
+
+def _controller_uid(manifest: Manifest) -> str | None:
+    references = manifest["metadata"].get("ownerReferences") or []
+    return next((str(r["uid"]) for r in references if r.get("controller")), None)
+
+
+def _owners(live: Any) -> list[tuple[str, str]]:
+    """(uid, "Kind/name") of each owner of a live object."""
+    return [(str(r.uid), f"{r.kind}/{r.name}") for r in (live.metadata.owner_references or [])]
+
+
+def _applies_replicas(live: Any) -> bool:
+    """Whether the operator's own apply owns ``spec.replicas`` of a live Deployment."""
+    for entry in live.metadata.managed_fields or []:
+        spec_fields = (entry.fields_v1 or {}).get("f:spec") or {}
+        if entry.manager == FIELD_MANAGER and entry.operation == "Apply" and "f:replicas" in spec_fields:
+            return True
+    return False
 
 
 class Kube:
@@ -49,9 +114,16 @@ class Kube:
         self.apps = client.AppsV1Api(guarded)
         self.core = client.CoreV1Api(guarded)
         self.custom = client.CustomObjectsApi(guarded)
+        self.autoscaling = client.AutoscalingV2Api(guarded)
 
-    async def apply(self, manifest: Manifest) -> None:
-        """Server-side apply one Deployment, Service or ConfigMap."""
+    async def apply(self, manifest: Manifest, live: Any = UNREAD) -> None:
+        """Server-side apply one Deployment, Service or ConfigMap the release owns (``OwnershipConflict`` if not).
+
+        ``live`` is the object as just read (None: absent), when the caller
+        read it already (``read_object``); otherwise it is read here.  A
+        Deployment given without ``spec.replicas`` (an HPA owns them) keeps
+        its current count: see the module docstring on the handover.
+        """
         kind = manifest["kind"]
         name = manifest["metadata"]["name"]
         namespace = manifest["metadata"]["namespace"]
@@ -62,8 +134,56 @@ class Kube:
         }
         if kind not in patchers:
             raise ValueError(f"the operator does not apply objects of kind {kind}")
+        if live is UNREAD:
+            live = await self.read_object(kind, namespace, name)
+        owner = _controller_uid(manifest)
+        if live is not None and owner is not None:
+            owners = _owners(live)
+            if owner not in {uid for uid, _ in owners}:
+                raise OwnershipConflict(kind, namespace, name, [who for _, who in owners])
         patch: Any = patchers[kind]
+        if live is not None and kind == "Deployment" and "replicas" not in manifest["spec"] and _applies_replicas(live):
+            handover = {
+                "apiVersion": "apps/v1",
+                "kind": "Deployment",
+                "metadata": {"name": name, "namespace": namespace},
+                "spec": {"replicas": live.spec.replicas},
+            }
+            await patch(name, namespace, handover, field_manager=HANDOVER_MANAGER, force=True, _content_type=APPLY)
         await patch(name, namespace, manifest, field_manager=FIELD_MANAGER, force=True, _content_type=APPLY)
+
+    async def read_object(self, kind: str, namespace: str, name: str) -> Any | None:
+        """A Deployment, Service or ConfigMap as stored now, or None when there is none."""
+        readers = {
+            "Deployment": self.apps.read_namespaced_deployment,
+            "Service": self.core.read_namespaced_service,
+            "ConfigMap": self.core.read_namespaced_config_map,
+        }
+        reader: Any = readers[kind]
+        try:
+            return await reader(name, namespace)
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+
+    async def autoscaled_deployments(self, namespace: str) -> set[str]:
+        """Names of the Deployments a HorizontalPodAutoscaler in ``namespace`` targets (they own their replicas).
+
+        Without the right to list HPAs (RBAC) none are known, and the operator sizes every Deployment itself.
+        """
+        try:
+            found = await self.autoscaling.list_namespaced_horizontal_pod_autoscaler(namespace)
+        except ApiException as error:
+            if error.status in (403, 404):
+                return set()
+            raise
+        names: set[str] = set()
+        for autoscaler in found.items:
+            target = autoscaler.spec.scale_target_ref
+            if target.kind == "Deployment" and (target.api_version or "apps/v1").startswith("apps/"):
+                names.add(str(target.name))
+        return names
 
     async def scale(self, namespace: str, name: str, replicas: int) -> bool:
         """Set a Deployment's replicas; False when it does not exist (nothing to scale)."""
@@ -137,9 +257,17 @@ class Kube:
             raise
         return dict(config_map.data or {})
 
-    async def patch_status(self, namespace: str, name: str, resource_version: str, status: dict[str, Any]) -> str:
-        """Replace the release's status if nobody wrote it since ``resource_version``; return the new version."""
-        body = {"metadata": {"resourceVersion": resource_version}, "status": status}
+    async def patch_status(
+        self, namespace: str, name: str, resource_version: str, status: dict[str, Any] | None
+    ) -> str:
+        """Replace the release's status if nobody wrote it since ``resource_version``; return the new version.
+
+        ``status`` None checks the precondition only: StatusConflict if the
+        release changed, else nothing is written (the resourceVersion stays).
+        """
+        body: dict[str, Any] = {"metadata": {"resourceVersion": resource_version}}
+        if status is not None:
+            body["status"] = status
         # The runtime accepts _content_type; the bundled .pyi stubs do not declare it.
         patch: Any = self.custom.patch_namespaced_custom_object_status
         try:
@@ -150,13 +278,25 @@ class Kube:
             raise
         return str(result["metadata"]["resourceVersion"])
 
-    async def remove_annotations(self, namespace: str, name: str, keys: list[str]) -> None:
-        """Consume manual requests: a merge patch with null deletes each annotation."""
-        if not keys:
-            return
-        body = {"metadata": {"annotations": dict.fromkeys(keys)}}
+    async def remove_annotations(self, namespace: str, name: str, consumed: Mapping[str, str]) -> list[str]:
+        """Consume manual requests: remove each annotation only if it still holds the value that was acted on.
+
+        One JSON patch per key (``test`` the value, then ``remove``), so one
+        re-written request does not keep the others; returns the keys left
+        in place because they changed (or went) since they were read.
+        """
         patch: Any = self.custom.patch_namespaced_custom_object
-        await patch(GROUP, VERSION, namespace, PLURAL, name, body, _content_type=MERGE)
+        kept: list[str] = []
+        for key, value in consumed.items():
+            path = f"/metadata/annotations/{json_pointer(key)}"
+            body = [{"op": "test", "path": path, "value": value}, {"op": "remove", "path": path}]
+            try:
+                await patch(GROUP, VERSION, namespace, PLURAL, name, body, _content_type=JSON_PATCH)
+            except ApiException as error:
+                if error.status not in (409, 422):  # 422: the test failed (changed or gone)
+                    raise
+                kept.append(key)
+        return kept
 
     async def event(self, release: Manifest, event_type: str, reason: str, message: str) -> None:
         """Post a Kubernetes Event on the release (kubectl describe shows it)."""

@@ -157,7 +157,8 @@ def serving_args(spec: ModelReleaseSpec) -> list[str]:
     ]
 
 
-def build_deployment(owner: Owner, spec: ModelReleaseSpec, version: int, role: Role, replicas: int) -> Manifest:
+def build_deployment(owner: Owner, spec: ModelReleaseSpec, version: int, role: Role, replicas: int | None) -> Manifest:
+    """A version's Deployment; ``replicas`` None leaves them out (a HorizontalPodAutoscaler owns them)."""
     labels = pod_labels(owner.name, version)
     container: dict[str, Any] = {
         "name": "tfserving",
@@ -185,12 +186,13 @@ def build_deployment(owner: Owner, spec: ModelReleaseSpec, version: int, role: R
         ],
     }
     pod_spec = _merge(pod_spec, spec.serving.pod_template)
+    sized = {} if replicas is None else {"replicas": replicas}
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
         "metadata": _metadata(owner, deployment_name(owner.name, version), {**labels, LABEL_ROLE: role}),
         "spec": {
-            "replicas": replicas,
+            **sized,
             "revisionHistoryLimit": 1,
             "selector": {"matchLabels": {LABEL_RELEASE: owner.name, LABEL_VERSION: str(version)}},
             "template": {

@@ -85,15 +85,32 @@ async def model_status(address: str, model: str, version: int, timeout: float = 
     return ModelLoadState(version, "UNKNOWN", grpc.StatusCode.NOT_FOUND.value[0], "server did not report this version")
 
 
+TRANSIENT_CODES = frozenset(
+    {
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        grpc.StatusCode.ABORTED,
+        grpc.StatusCode.CANCELLED,
+    }
+)
+"""gRPC codes that say nothing about the model: the request never got an answer (worth asking again)."""
+
+
 @dataclass(frozen=True)
 class SmokeResult:
-    """Golden-set answers: instances whose prediction failed count as wrong and in ``errors``."""
+    """Golden-set answers: instances whose prediction failed count as wrong and in ``errors``.
+
+    ``unanswered`` counts the errors that got no answer at all (a transient
+    gRPC code or the run's deadline): those say nothing about the model.
+    """
 
     accuracy: float
     correct: int
     total: int
     errors: int
     first_error: str = ""
+    unanswered: int = 0
 
     def describe(self) -> str:
         text = f"golden accuracy {self.accuracy:.4f} ({self.correct}/{self.total})"
@@ -112,7 +129,7 @@ async def run_smoke(
     """
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
-    correct = errors = 0
+    correct = errors = unanswered = 0
     first_error = ""
     async with grpc.aio.insecure_channel(address) as channel:
         stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
@@ -127,11 +144,15 @@ async def run_smoke(
             except (grpc.aio.AioRpcError, TensorDecodeError, TimeoutError) as error:
                 errors += len(rows)
                 first_error = first_error or _explain(error)
+                transient = isinstance(error, TimeoutError) or (
+                    isinstance(error, grpc.aio.AioRpcError) and error.code() in TRANSIENT_CODES
+                )
+                unanswered += len(rows) if transient else 0
                 continue
             correct += sum(1 for predicted, label in zip(predictions, labels, strict=True) if _same(predicted, label))
     total = len(golden.instances)
     accuracy = correct / total if total else 0.0
-    return SmokeResult(accuracy=accuracy, correct=correct, total=total, errors=errors, first_error=first_error)
+    return SmokeResult(accuracy, correct, total, errors, first_error, unanswered)
 
 
 async def _predict(
