@@ -15,6 +15,9 @@ Why an ``OwnershipConflict`` condition: an object with one of the release's
 names that the release does not own (a user's own Service called like it)
 is never applied over; the pass stops there and says so once, with a
 Warning event and the condition, until the object is removed or renamed.
+Objects the API server refuses (a ``podTemplate`` no Deployment may have)
+get an ``ApplyFailed`` condition the same way, retried every minute rather
+than every few seconds: the same objects are refused until something changes.
 
 Why the engine is asked twice when measuring: the engine decides *whether*
 a smoke test or an analysis check is due; the measurement is I/O, so the
@@ -78,6 +81,11 @@ log = logging.getLogger("modelrelease.reconcile")
 VALID = "Valid"
 ROUTE_SUPPORTED = "RouteSupported"
 OWNERSHIP_CONFLICT = "OwnershipConflict"
+APPLY_FAILED = "ApplyFailed"
+REFUSALS = frozenset({400, 403, 404, 422})
+"""API answers that a retry of the same objects cannot change (invalid, forbidden, no such kind)."""
+REFUSED_RETRY = 60.0
+"""Seconds before retrying objects the API server refused: it changes only when the release or RBAC does."""
 CONFLICT_RETRY = 0.5
 """Seconds before re-reading a release whose status changed under the pass."""
 ERROR_RETRY = 5.0
@@ -173,14 +181,19 @@ async def _reconcile(ctx: OperatorContext, namespace: str, name: str) -> PassOut
         if limitation_event:
             await kube.event(release, "Warning", "RouteDegraded", limitation_event)
     except OwnershipConflict as conflict:
-        await _note_ownership(kube, release, new_status, resource_version, str(conflict), stamp, generation)
+        problems = {OWNERSHIP_CONFLICT: str(conflict)}
+        await _note_apply_problems(kube, release, new_status, resource_version, problems, stamp, generation)
         return PassOutcome(phase=new_status.phase.value, next_in=ERROR_RETRY)
     except ApiException as error:
         message = f"could not apply the release's objects: {describe_api_error(error)}"
-        log.warning(message)
-        await kube.event(release, "Warning", "ApplyFailed", message)
-        return PassOutcome(phase=new_status.phase.value, next_in=ERROR_RETRY)
-    await _note_ownership(kube, release, new_status, resource_version, "", stamp, generation)
+        problems = {APPLY_FAILED: message}
+        await _note_apply_problems(kube, release, new_status, resource_version, problems, stamp, generation)
+        # The API server refusing the objects (a podTemplate the Deployment schema rejects, RBAC) will
+        # refuse them again until the release or the cluster changes: retry slowly, not in a loop.
+        refused = error.status in REFUSALS
+        return PassOutcome(phase=new_status.phase.value, next_in=REFUSED_RETRY if refused else ERROR_RETRY)
+    problems = {OWNERSHIP_CONFLICT: "", APPLY_FAILED: ""}
+    await _note_apply_problems(kube, release, new_status, resource_version, problems, stamp, generation)
     return PassOutcome(phase=new_status.phase.value, next_in=next_pass_in(spec, new_status))
 
 
@@ -302,39 +315,46 @@ def _with_operator_conditions(
     return status.model_copy(update={"conditions": conditions})
 
 
-async def _note_ownership(
+PROBLEM_REASONS = {
+    OWNERSHIP_CONFLICT: ("ObjectNotOwned", "AllObjectsOwned"),
+    APPLY_FAILED: ("RefusedByAPIServer", "Applied"),
+}
+"""For each apply problem's condition: its reason while the problem lasts, and once it is gone."""
+
+
+async def _note_apply_problems(
     kube: Kube,
     release: Manifest,
     status: ModelReleaseStatus,
     resource_version: str,
-    conflict: str,
+    problems: Mapping[str, str],
     stamp: str,
     generation: int,
 ) -> None:
-    """Set (``conflict`` given) or clear the OwnershipConflict condition; a Warning event when it is new.
+    """Set each problem's condition (a message given) or clear it (empty); a Warning event when one is new.
 
-    Written only when the condition changes, conditional on the version the
-    pass's own status write left, so a steady conflict costs no write.
+    Written only when a condition changes, in one write conditional on the
+    version the pass's own status write left, so a problem that persists
+    costs neither a write nor another event on later passes.
     """
-    previous = find_condition(status.conditions, OWNERSHIP_CONFLICT)
-    if not conflict and (previous is None or previous.status == "False"):
+    conditions = status.conditions
+    news = []
+    for kind, message in problems.items():
+        on_reason, off_reason = PROBLEM_REASONS[kind]
+        previous = find_condition(conditions, kind)
+        if message and (previous is None or previous.status != "True" or previous.message != message):
+            conditions = set_condition(conditions, kind, "True", on_reason, message, stamp, generation)
+            news.append((kind, message))
+        elif not message and previous is not None and previous.status == "True":
+            conditions = set_condition(conditions, kind, "False", off_reason, "", stamp, generation)
+    if conditions == status.conditions:
         return
-    if conflict and previous is not None and previous.status == "True" and previous.message == conflict:
-        return
-    if conflict:
-        log.warning(conflict)
-        conditions = set_condition(
-            status.conditions, OWNERSHIP_CONFLICT, "True", "ObjectNotOwned", conflict, stamp, generation
-        )
-    else:
-        conditions = set_condition(
-            status.conditions, OWNERSHIP_CONFLICT, "False", "AllObjectsOwned", "", stamp, generation
-        )
     metadata = release["metadata"]
     body = status.model_copy(update={"conditions": conditions}).model_dump(by_alias=True, mode="json")
     await kube.patch_status(metadata["namespace"], metadata["name"], resource_version, body)
-    if conflict:
-        await kube.event(release, "Warning", "OwnershipConflict", conflict)
+    for kind, message in news:
+        log.warning(message)
+        await kube.event(release, "Warning", kind, message)
 
 
 def _limitation_news(before: ModelReleaseStatus, after: ModelReleaseStatus) -> str:
