@@ -1,4 +1,4 @@
-"""`python -m devstack setup|bench|up|down|status|env|logs`."""
+"""`python -m devstack setup|bench|chaos|up|down|status|env|logs`."""
 
 from __future__ import annotations
 
@@ -51,6 +51,13 @@ def _bench(args: argparse.Namespace) -> int:
     return bench.main(args.pods)
 
 
+def _chaos(args: argparse.Namespace) -> int:
+    from devstack import chaos_trials
+
+    faults = [name for name in args.faults.split(",") if name] or None
+    return chaos_trials.main(args.trials, args.seed, faults)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m devstack", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -58,6 +65,11 @@ def main(argv: list[str] | None = None) -> int:
     bench = sub.add_parser("bench", help="time a throwaway devstack: up, kwok scale, down")
     bench.add_argument("--pods", type=int, default=300, help="fake pods to run on kwok nodes (default 300)")
     bench.set_defaults(func=_bench)
+    chaos = sub.add_parser("chaos", help="chaos trials on a private devstack: invariant violations, time added")
+    chaos.add_argument("--trials", type=int, default=3, help="trials of each fault, models alternating (default 3)")
+    chaos.add_argument("--seed", type=int, default=20260101, help="seed of the first trial (default 20260101)")
+    chaos.add_argument("--faults", default="", help="comma-separated subset of the faults (default: all)")
+    chaos.set_defaults(func=_chaos)
     from devstack import cluster
 
     cluster.add_commands(sub)

@@ -89,6 +89,7 @@ class OperatorProcess:
     metrics_port: int = field(default_factory=processes.free_port)
     prometheus_address: str | None = None
     lease_namespace: str = "default"
+    lease_duration: float | None = None
     log_format: str = "text"
     extra_args: tuple[str, ...] = ()
     """More ``modelrelease run`` flags, e.g. the release policy's ``--allowed-image``."""
@@ -113,6 +114,7 @@ class OperatorProcess:
             f"--identity={self.identity}",
             f"--lease-name={self.lease_name}",
             f"--lease-namespace={self.lease_namespace}",
+            *([f"--lease-duration={self.lease_duration:g}"] if self.lease_duration else []),
             f"--log-format={self.log_format}",
             *self.extra_args,
         ]

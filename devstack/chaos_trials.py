@@ -1,0 +1,814 @@
+"""Chaos trials: a rollout of a good model (v2) or a bad one (v3) on devstack, with one kind of fault injected.
+
+Why a private devstack: the trials restart the API server and etcd and stop
+Prometheus, which would break every other test session sharing the default
+devstack.  ``private_devstack()`` starts one in its own state directory (its
+own ports, pod IP range and Prometheus), with the API server's audit log on
+(devstack.audit), and removes it afterwards.
+
+A trial (``run_trial``): a fresh namespace, the operator as one or two
+replicas, each with its own client certificate (so the audit log names who
+wrote) and a short Lease; the release made stable at v1, then
+``spec.model.version`` set to the candidate while labelled traffic flows and
+the fault is injected.  Faults are timed on what the API server shows: the
+n-th change of the release's status after the rollout began, n drawn from the
+trial's seed, so a kill lands while a pass is running (just after its status
+write, before its applies) rather than at an arbitrary wall-clock moment.
+What was recorded (Deployment changes, status, Prometheus outages, the audit
+log) is judged by devstack.chaos.check_trial.
+
+``python -m devstack chaos --trials N`` (``make bench-chaos``) runs N trials
+of each fault and a no-fault baseline, and prints trials, violations and the
+time each fault added to the rollout.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import os
+import random
+import shutil
+import statistics
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from devstack import audit, cache_root, chaos, cluster, scenario
+from devstack.chaos import LeaseRef, TrialRecord, Violation, Window
+from devstack.state import StateDir
+from devstack.testing import Cluster, connect, wait_for
+
+STABLE_VERSION = 1
+MODELS = {"good": (2, "Succeeded"), "bad": (3, "RolledBack")}
+CAPACITY = 2
+INTERVAL_SECONDS = 2
+INCONCLUSIVE_LIMIT = 3
+LEASE_SECONDS = 6.0
+"""Short, so a frozen leader loses its Lease within a trial; the operator renews every third of it."""
+TRAFFIC_RATE = 30.0
+ROLLOUT_TIMEOUT = 180.0
+STAGES: list[dict[str, Any]] = [
+    # Lenient smoke: the bad model must be caught on live accuracy, mid-rollout, where the faults land.
+    {"name": "smoke", "smoke": {"goldenSet": {"configMap": "digits-golden"}, "minAccuracy": 0.3}},
+    {"name": "canary", "weight": 50, "duration": "8s"},
+    {"name": "full", "weight": 100, "minChecks": 1},
+]
+ACCURACY = {
+    "name": "accuracy",
+    "ratio": {
+        "success": 'sum(increase(model_prediction_outcomes_total{model="{{model}}",version="{{version}}",'
+        'outcome="correct"}[{{interval}}]))',
+        "total": 'sum(increase(model_prediction_outcomes_total{model="{{model}}",version="{{version}}"}[{{interval}}]))',
+    },
+    "min": 0.5,
+    "compareToBaseline": {"maxDrop": 0.02},
+}
+TERMINAL = scenario.TERMINAL_PHASES
+
+
+def manifest(namespace: str, version: int, name: str = "digits") -> dict[str, Any]:
+    return {
+        "apiVersion": "modelrelease.io/v1alpha1",
+        "kind": "ModelRelease",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "model": {"name": "digits", "basePath": "/models/digits", "version": version},
+            "serving": {"image": "tensorflow/serving:2.18.0", "replicas": CAPACITY},
+            "stages": STAGES,
+            "analysis": {
+                "interval": f"{INTERVAL_SECONDS}s",
+                "failureLimit": 2,
+                "inconclusiveLimit": INCONCLUSIVE_LIMIT,
+                "minChecks": 2,
+                "metrics": [ACCURACY],
+            },
+        },
+    }
+
+
+# ---- the private devstack ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class ChaosEnv:
+    state: StateDir
+    cluster: Cluster
+    work: Path
+
+    @property
+    def audit_log(self) -> Path:
+        return audit.log_path(self.state.logs)
+
+
+@contextlib.contextmanager
+def private_devstack(keep: bool = False) -> Iterator[ChaosEnv]:
+    """A devstack of its own (API server with the audit log, pod runner, Prometheus), stopped and removed after."""
+    root = Path(tempfile.mkdtemp(prefix="devstack-chaos-", dir=cache_root()))
+    state = StateDir(root)
+    handle: Cluster | None = None
+    try:
+        cluster.up(state, started_by="chaos")
+        handle = connect(state)
+        scenario.install_crd(handle)
+        yield ChaosEnv(state, handle, root / "trials")
+    finally:
+        if handle is not None:
+            handle.close()
+        cluster.down(state)
+        if not keep:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+# ---- watching the API server through its own restarts ------------------------------------------------------------
+
+
+class Recorder:
+    """A list+watch in a thread that survives API server and etcd restarts.
+
+    After a broken connection it resumes from the last resourceVersion, and
+    re-lists when that is gone (410); ``gaps`` counts the re-lists, where
+    changes in between may have been missed.  ``on_change`` gets every
+    object by name after each change, and the moment it was seen.
+    """
+
+    def __init__(
+        self,
+        handle: Cluster,
+        call: Callable[[Any], Callable[..., Any]],
+        on_change: Callable[[dict[str, dict[str, Any]], float], None],
+    ) -> None:
+        self._handle = handle
+        self._call = call
+        self._on_change = on_change
+        self.gaps = 0
+        self.errors = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="chaos-recorder", daemon=True)
+        self._listed = threading.Event()
+
+    def __enter__(self) -> Recorder:
+        self._thread.start()
+        if not self._listed.wait(30):
+            raise RuntimeError("the recorder could not list within 30 s")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=20)
+
+    def _run(self) -> None:
+        from kubernetes import watch
+        from kubernetes.client.exceptions import ApiException
+
+        list_call = self._call(self._handle.api_client())
+        objects: dict[str, dict[str, Any]] = {}
+        version: str | None = None
+        while not self._stop.is_set():
+            try:
+                if version is None:
+                    listed = json.loads(list_call(_preload_content=False, _request_timeout=10).data)
+                    objects = {o["metadata"]["name"]: o for o in listed.get("items") or []}
+                    version = str(listed["metadata"]["resourceVersion"])
+                    self._on_change(objects, time.time())
+                    self._listed.set()
+                for event in watch.Watch().stream(  # type: ignore[no-untyped-call]
+                    list_call, resource_version=version, timeout_seconds=5, _request_timeout=15
+                ):
+                    raw = event["raw_object"]
+                    if event["type"] == "ERROR":
+                        raise ApiException(status=int(raw.get("code") or 500), reason=str(raw.get("message")))
+                    version = str(raw["metadata"]["resourceVersion"])
+                    if event["type"] == "BOOKMARK":
+                        continue
+                    if event["type"] == "DELETED":
+                        objects.pop(raw["metadata"]["name"], None)
+                    else:
+                        objects[raw["metadata"]["name"]] = raw
+                    self._on_change(objects, time.time())
+                    if self._stop.is_set():
+                        return
+            except ApiException as error:
+                if error.status == 410:
+                    version = None
+                    self.gaps += 1
+                else:
+                    self.errors += 1
+                    self._stop.wait(0.2)
+            except Exception:  # the API server is away (restarted): try again shortly
+                self.errors += 1
+                self._stop.wait(0.2)
+
+
+def deployments_recorder(
+    handle: Cluster, namespace: str, release: str
+) -> tuple[Recorder, list[chaos.DeploymentSnapshot]]:
+    from kubernetes import client
+
+    snapshots: list[chaos.DeploymentSnapshot] = []
+
+    def call(api_client: Any) -> Callable[..., Any]:
+        apps = client.AppsV1Api(api_client)
+        return functools.partial(
+            apps.list_namespaced_deployment, namespace, label_selector=f"modelrelease.io/release={release}"
+        )
+
+    def on_change(objects: dict[str, dict[str, Any]], at: float) -> None:
+        views = tuple(chaos.deployment_view(o) for _, o in sorted(objects.items()))
+        snapshots.append(chaos.DeploymentSnapshot(at, views))
+
+    return Recorder(handle, call, on_change), snapshots
+
+
+@dataclass(frozen=True)
+class ReleaseView:
+    at: float
+    phase: str | None
+    stable: int | None
+    candidate: int | None
+    stage: str | None
+    passed: int
+    history: int
+    digest: str
+
+
+def release_view(obj: Mapping[str, Any], at: float) -> ReleaseView:
+    status = obj.get("status") or {}
+    return ReleaseView(
+        at=at,
+        phase=status.get("phase"),
+        stable=status.get("stableVersion"),
+        candidate=status.get("candidateVersion"),
+        stage=(status.get("stage") or {}).get("name"),
+        passed=int((status.get("analysis") or {}).get("passed") or 0),
+        history=len(status.get("history") or []),
+        digest=json.dumps(status, sort_keys=True),
+    )
+
+
+class Trigger:
+    """Fires ``action`` (in the watch thread, so at once) on the n-th status change that ``when`` accepts."""
+
+    def __init__(self, changes: int, when: Callable[[ReleaseView], bool], action: Callable[[], Any]) -> None:
+        self.remaining = changes
+        self.when = when
+        self.action = action
+        self.fired = threading.Event()
+        self.at: float | None = None
+        self.view: ReleaseView | None = None
+        self.error: BaseException | None = None
+
+    def offer(self, view: ReleaseView) -> None:
+        if self.fired.is_set() or view.phase in TERMINAL or not self.when(view):
+            return
+        self.remaining -= 1
+        if self.remaining > 0:
+            return
+        try:
+            self.action()
+        except BaseException as error:  # reported by the trial, which waits on .fired
+            self.error = error
+        self.at, self.view = time.time(), view
+        self.fired.set()
+
+
+class ReleaseWatch:
+    """The release's status changes as seen, the triggers armed on them, and when the rollout ended."""
+
+    def __init__(self, handle: Cluster, namespace: str, name: str, history_start: int) -> None:
+        from kubernetes import client
+
+        self.views: list[ReleaseView] = []
+        self.history_start = history_start
+        self._triggers: list[Trigger] = []
+        self._lock = threading.Lock()
+
+        def call(api_client: Any) -> Callable[..., Any]:
+            api = client.CustomObjectsApi(api_client)
+            return functools.partial(
+                api.list_namespaced_custom_object,
+                "modelrelease.io",
+                "v1alpha1",
+                namespace,
+                "modelreleases",
+                field_selector=f"metadata.name={name}",
+            )
+
+        self.recorder = Recorder(handle, call, lambda objects, at: self._seen(objects.get(name), at))
+
+    def __enter__(self) -> ReleaseWatch:
+        self.recorder.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.recorder.__exit__(*exc)
+
+    def _seen(self, obj: dict[str, Any] | None, at: float) -> None:
+        if obj is None:
+            return
+        view = release_view(obj, at)
+        with self._lock:
+            if self.views and self.views[-1].digest == view.digest:
+                return
+            self.views.append(view)
+            triggers = list(self._triggers)
+        for trigger in triggers:
+            trigger.offer(view)
+
+    def arm(
+        self, changes: int, action: Callable[[], Any], when: Callable[[ReleaseView], bool] = lambda _: True
+    ) -> Trigger:
+        trigger = Trigger(changes, when, action)
+        with self._lock:
+            self._triggers.append(trigger)
+        return trigger
+
+    def ended_at(self) -> float | None:
+        """When the rollout's verdict was first seen (a terminal phase with a history entry added), else None."""
+        for view in list(self.views):
+            if view.phase in TERMINAL and view.history > self.history_start and view.candidate is None:
+                return view.at
+        return None
+
+    def wait(self, trigger: Trigger, timeout: float) -> bool:
+        """True once the trigger fired; False if the rollout ended first."""
+        fired = wait_for(lambda: trigger.fired.is_set() or self.ended_at() is not None, timeout, interval=0.05)
+        if trigger.error is not None:
+            raise RuntimeError(f"fault injection failed: {trigger.error!r}") from trigger.error
+        return bool(fired) and trigger.fired.is_set()
+
+    def status_changes_since(self, moment: float) -> int:
+        return sum(1 for v in list(self.views) if v.at > moment)
+
+
+# ---- traffic that outlives API server restarts --------------------------------------------------------------------
+
+
+class LastKnownEndpoints:
+    """A Service's endpoints refreshed in the background; while the API server is away, the last ones known.
+
+    That is what kube-proxy does: its rules stay in place when the API
+    server restarts.  The generator never blocks on the API.
+    """
+
+    def __init__(self, inner: Any, interval: float = 0.5) -> None:
+        self._inner = inner
+        self._interval = interval
+        self._known: dict[str, list[Any]] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._refresh, name="chaos-endpoints", daemon=True)
+        self._services: set[str] = set()
+        self._lock = threading.Lock()
+
+    def endpoints(self, service: str) -> list[Any]:
+        with self._lock:
+            if service not in self._services:
+                self._services.add(service)
+                self._known[service] = self._inner.endpoints(service)
+                if not self._thread.is_alive():
+                    self._thread.start()
+            return list(self._known[service])
+
+    def _refresh(self) -> None:
+        while not self._stop.wait(self._interval):
+            for service in list(self._services):
+                with contextlib.suppress(Exception):
+                    found = self._inner.endpoints(service)
+                    with self._lock:
+                        self._known[service] = found
+
+    def close(self) -> None:
+        self._stop.set()
+
+
+@contextlib.contextmanager
+def traffic(env: ChaosEnv, namespace: str, service: str, seed: int) -> Iterator[Any]:
+    from devstack.traffic import TrafficConfig, running
+    from devstack.traffic.endpoints import EndpointSliceSource
+    from devstack.traffic.kube import api_client
+    from devstack.traffic.routing import ServiceResolver
+
+    source = LastKnownEndpoints(EndpointSliceSource(api_client(env.cluster.kubeconfig), namespace, 8500, ttl=0.0))
+    config = TrafficConfig(rate=TRAFFIC_RATE, duration=ROLLOUT_TIMEOUT * 2, seed=seed)
+    try:
+        with running(
+            config,
+            ServiceResolver(source, service),
+            register_prometheus=env.state.root,
+            job=f"traffic-{namespace}",
+            scraped_by=env.cluster.prometheus_url,
+        ) as generator:
+            yield generator
+    finally:
+        source.close()
+
+
+# ---- one trial ------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Trial:
+    """What a fault injector gets: the trial's pieces, its random source, and where to note what it did."""
+
+    env: ChaosEnv
+    rng: random.Random
+    namespace: str
+    release: scenario.Release
+    operators: list[scenario.OperatorProcess]
+    lease: LeaseRef
+    watch: ReleaseWatch
+    notes: dict[str, Any] = field(default_factory=dict)
+    prometheus_down: list[Window] = field(default_factory=list)
+    settle: Callable[[], None] = lambda: None
+    """Run after the rollout ended, before the audit log is read (a thawed leader's writes must be in it)."""
+
+    @property
+    def leader(self) -> scenario.OperatorProcess:
+        return self.operators[0]
+
+
+def _no_fault(trial: Trial) -> None:
+    trial.notes["fault"] = "none (baseline)"
+
+
+def _sigkill(trial: Trial, kills: int = 3) -> None:
+    """SIGKILL the operator on a seeded status change (plus up to 0.2 s), start it again at once; three times."""
+    operator = trial.leader
+    moments = []
+    for _ in range(kills):
+        delay = trial.rng.uniform(0.0, 0.2)
+        process = operator.process
+        assert process is not None
+
+        def kill(process: Any = process, delay: float = delay) -> None:
+            # The fault's own timing (a random moment after a status write), not a wait for anything.
+            time.sleep(delay)
+            process.kill()
+
+        trigger = trial.watch.arm(trial.rng.randint(1, 3), kill)
+        if not trial.watch.wait(trigger, ROLLOUT_TIMEOUT):
+            break
+        assert trigger.at is not None and trigger.view is not None
+        moments.append((trigger.at, trigger.view.phase, trigger.view.stage))
+        process.wait(timeout=10)
+        operator.start()
+    trial.notes["kills"] = moments
+
+
+def _restart(component: str) -> Callable[[Trial], None]:
+    def inject(trial: Trial) -> None:
+        """Kill ``component`` on a seeded status change; start it again (same argv, ports, data) after 2-5 s."""
+        trigger = trial.watch.arm(trial.rng.randint(1, 4), lambda: None)
+        if not trial.watch.wait(trigger, ROLLOUT_TIMEOUT):
+            return
+        down = chaos.restart_component(trial.env.state, component, down_for=trial.rng.uniform(2.0, 5.0))
+        ready = chaos.wait_apiserver_ready(trial.env.state)
+        trial.notes["down"] = down
+        trial.notes["unready_seconds"] = round(ready - down.start, 1)
+        trial.notes["during"] = (trigger.view.phase, trigger.view.stage) if trigger.view else None
+
+    return inject
+
+
+def _prometheus_outage(trial: Trial) -> None:
+    """Stop Prometheus once the canary has a passing check; keep it down for inconclusiveLimit intervals and more."""
+    trigger = trial.watch.arm(1, lambda: None, when=lambda v: v.stage == "canary" and v.passed >= 1)
+    if not trial.watch.wait(trigger, ROLLOUT_TIMEOUT):
+        return
+    scenario.stop_prometheus(trial.env.cluster)
+    stopped = time.time()
+    try:
+        # The outage itself: longer than inconclusiveLimit analysis intervals.
+        time.sleep(INCONCLUSIVE_LIMIT * INTERVAL_SECONDS + trial.rng.uniform(3.0, 5.0))
+    finally:
+        restarting = time.time()
+        scenario.start_prometheus(trial.env.cluster)
+    outage = Window(stopped, restarting)
+    trial.prometheus_down.append(outage)
+    trial.notes["down"] = outage
+    trial.notes["paused"] = any(v.phase == "Paused" and stopped <= v.at <= restarting for v in trial.watch.views)
+
+
+def _storm(trial: Trial) -> None:
+    """A concurrent writer patches the release's annotations and status as fast as it can, for 6-10 s (<= 600)."""
+    trigger = trial.watch.arm(trial.rng.randint(1, 3), lambda: None)
+    if not trial.watch.wait(trigger, ROLLOUT_TIMEOUT):
+        return
+    storm = chaos.ConflictStorm(
+        trial.env.cluster.api_client(),
+        trial.namespace,
+        trial.release.name,
+        max_writes=600,
+        max_seconds=trial.rng.uniform(6.0, 10.0),
+    )
+    storm.start().join()
+    trial.notes["storm"] = (storm.writes, storm.errors, storm.window)
+
+
+def _lease_steal(trial: Trial) -> None:
+    """Right after a status write by the leader (its pass still applying), overwrite the Lease to name the other."""
+    thief = trial.env.cluster.api_client()
+    other = trial.operators[1].identity
+    trigger = trial.watch.arm(trial.rng.randint(1, 4), lambda: chaos.steal_lease(thief, trial.lease, other))
+    if not trial.watch.wait(trigger, ROLLOUT_TIMEOUT):
+        return
+    trial.notes["stolen_at"] = trigger.at
+    trial.notes["during"] = (trigger.view.phase, trigger.view.stage) if trigger.view else None
+
+
+def _leader_sigstop(trial: Trial) -> None:
+    """SIGSTOP the leader right after one of its status writes, until the other replica has taken over; SIGCONT."""
+    leader, other = trial.operators
+    assert leader.process is not None
+    pid = leader.process.pid
+    trigger = trial.watch.arm(trial.rng.randint(1, 4), lambda: chaos.freeze(pid))
+    if not trial.watch.wait(trigger, ROLLOUT_TIMEOUT):
+        return
+    assert trigger.at is not None
+    frozen = trigger.at
+    admin = trial.env.cluster.api_client()
+    try:
+        chaos.poll(
+            lambda: chaos.lease_holder(admin, trial.lease) == other.identity, LEASE_SECONDS * 4, message="takeover"
+        )
+        took_over = time.time()
+        # "Let the other take over": it acts (a status change of its own) before the old leader wakes up.
+        chaos.poll(
+            lambda: trial.watch.status_changes_since(took_over) > 0 or trial.watch.ended_at() is not None,
+            LEASE_SECONDS * 4,
+            message="a pass of the new leader",
+        )
+    finally:
+        thawed = chaos.thaw(pid)
+    trial.notes["frozen_seconds"] = round(thawed - frozen, 1)
+    trial.notes["took_over_after"] = round(took_over - frozen, 1)
+    trial.notes["thawed_at"] = thawed
+
+    def settle() -> None:
+        # The thawed leader's in-flight pass (if any) writes at once; its next Lease read ends the window.
+        chaos.poll(
+            lambda: any(
+                e.user == leader.identity and e.is_lease and e.answered > thawed
+                for e in audit.read(trial.env.audit_log)[0]
+            ),
+            LEASE_SECONDS * 3,
+            interval=0.5,
+            message="the thawed leader reads its Lease",
+        )
+
+    trial.settle = settle
+
+
+@dataclass(frozen=True)
+class Fault:
+    name: str
+    replicas: int
+    inject: Callable[[Trial], None]
+    description: str
+
+
+FAULTS = {
+    fault.name: fault
+    for fault in (
+        Fault("none", 1, _no_fault, "no fault (baseline)"),
+        Fault("sigkill", 1, _sigkill, "operator SIGKILLed 3x after seeded status writes, restarted"),
+        Fault("apiserver", 1, _restart("kube-apiserver"), "kube-apiserver killed, restarted after 2-5 s"),
+        Fault("etcd", 1, _restart("etcd"), "etcd killed, restarted after 2-5 s (data kept)"),
+        Fault("prometheus", 1, _prometheus_outage, f"Prometheus down > {INCONCLUSIVE_LIMIT} intervals in canary"),
+        Fault("storm", 1, _storm, "409 storm: annotation + status patches, 6-10 s"),
+        Fault("lease-steal", 2, _lease_steal, "2 replicas; Lease overwritten to the other mid-pass"),
+        Fault("leader-sigstop", 2, _leader_sigstop, "2 replicas; leader SIGSTOPped past the Lease, then SIGCONT"),
+    )
+}
+
+
+@dataclass
+class TrialResult:
+    fault: str
+    model: str
+    seed: int
+    seconds: float | None
+    """From setting the version to the verdict seen; None when the rollout did not end."""
+    violations: list[Violation]
+    notes: dict[str, Any]
+    record: TrialRecord
+    operator_logs: list[Path]
+
+    def summary(self) -> str:
+        took = f"{self.seconds:.1f}s" if self.seconds is not None else "did not end"
+        lines = [f"{self.fault}/{self.model} seed {self.seed}: {took}, {len(self.violations)} violations, {self.notes}"]
+        lines += [f"  {v}" for v in self.violations[:20]]
+        return "\n".join(lines)
+
+
+def _operators(env: ChaosEnv, namespace: str, lease: LeaseRef, count: int) -> list[scenario.OperatorProcess]:
+    found = []
+    for letter in "ab"[:count]:
+        identity = f"{namespace}-{letter}"
+        config = chaos.replica_kubeconfig(env.state, identity)
+        handle = replace(env.cluster, kubeconfig=config, env={**env.cluster.env, "KUBECONFIG": str(config)})
+        found.append(
+            scenario.OperatorProcess(
+                cluster=handle,
+                namespaces=namespace,
+                log_path=env.work / f"{identity}.log",
+                identity=identity,
+                lease_name=lease.name,
+                lease_namespace=lease.namespace,
+                lease_duration=lease.duration,
+            )
+        )
+    return found
+
+
+def _namespace(env: ChaosEnv, fault: str) -> str:
+    name = f"chaos-{fault}-{uuid.uuid4().hex[:5]}"
+    env.cluster.kubectl("create", "namespace", name)
+    wait_for(
+        lambda: env.cluster.kubectl("get", "serviceaccount", "default", "-n", name, check=False).returncode == 0,
+        30,
+        message=f"default ServiceAccount in {name}",
+    )
+    scenario.apply_golden_set(env.cluster, name)
+    return name
+
+
+def _after_status_write(entries: list[audit.AuditEntry], user: str, moment: float) -> bool:
+    """Whether ``user``'s last write before ``moment`` was a status write (so the pass's applies had not started)."""
+    before = [e for e in entries if e.user == user and e.is_write and not e.is_lease and e.received < moment]
+    return bool(before) and before[-1].resource.endswith("/status") and before[-1].succeeded
+
+
+def _describe_effects(trial: Trial, entries: list[audit.AuditEntry]) -> None:
+    """Fault-specific facts from the audit log: did the fault bite where it was meant to."""
+    notes, replicas = trial.notes, [o.identity for o in trial.operators]
+    if "kills" in notes:
+        notes["kills_after_status_write"] = sum(
+            _after_status_write(entries, replicas[0], at) for at, _, _ in notes["kills"]
+        )
+    if "storm" in notes:
+        notes["operator_409s"] = sum(1 for e in entries if e.user in replicas and e.code == 409)
+    if "stolen_at" in notes:
+        stolen = notes["stolen_at"]
+        notes["writes_by_new_holder"] = sum(
+            1 for e in entries if e.user == replicas[1] and e.is_write and not e.is_lease and e.received > stolen
+        )
+        notes["old_leader_writes_after_steal"] = sum(
+            1 for e in entries if e.user == replicas[0] and e.is_write and not e.is_lease and e.received > stolen
+        )
+    if "thawed_at" in notes:
+        notes["frozen_after_status_write"] = _after_status_write(entries, replicas[0], notes["thawed_at"] - 1e-3)
+        notes["writes_by_thawed_leader"] = sum(
+            1
+            for e in entries
+            if e.user == replicas[0] and e.is_write and not e.is_lease and e.received > notes["thawed_at"]
+        )
+    if trial.lease and len(replicas) > 1:
+        notes["writes_while_another_held"] = len(chaos.writes_while_another_held(entries, replicas, trial.lease))
+
+
+def run_trial(env: ChaosEnv, fault_name: str, model: str, seed: int) -> TrialResult:
+    """One rollout from v1 to the good or bad model with one fault injected, judged on what was recorded."""
+    fault = FAULTS[fault_name]
+    candidate, expected = MODELS[model]
+    rng = random.Random(seed)
+    env.work.mkdir(parents=True, exist_ok=True)
+    namespace = _namespace(env, fault_name)
+    lease = LeaseRef("default", f"chaos-{namespace}", LEASE_SECONDS)
+    operators = _operators(env, namespace, lease, fault.replicas)
+    admin = env.cluster.api_client()
+    release = scenario.Release(env.cluster, namespace)
+    try:
+        operators[0].start()
+        chaos.poll(lambda: chaos.lease_holder(admin, lease) == operators[0].identity, 30, message="first leader")
+        for other in operators[1:]:
+            other.start()
+        release.apply(manifest(namespace, STABLE_VERSION))
+        stable = release.wait_phase("Succeeded", 120, also=lambda s: s.get("stableVersion") == STABLE_VERSION)
+        history_start = len(stable.get("history") or [])
+        offset = audit.size(env.audit_log)
+        deployments, snapshots = deployments_recorder(env.cluster, namespace, release.name)
+        with (
+            deployments,
+            ReleaseWatch(env.cluster, namespace, release.name, history_start) as watch,
+            traffic(env, namespace, release.name, seed),
+        ):
+            trial = Trial(env, rng, namespace, release, operators, lease, watch)
+            started = time.time()
+            release.set_version(candidate)
+            fault.inject(trial)
+            with contextlib.suppress(TimeoutError):
+                chaos.poll(watch.ended_at, ROLLOUT_TIMEOUT - (time.time() - started), interval=0.2, message="verdict")
+            ended = watch.ended_at()
+            trial.settle()
+            final = chaos.poll(release.status, 60, message="final status")
+        entries, _ = audit.read(env.audit_log, offset)
+        _describe_effects(trial, entries)
+        trial.notes["watch_gaps"] = deployments.gaps + watch.recorder.gaps
+        record = TrialRecord(
+            fault=fault_name,
+            expected_phase=expected,
+            stable_version=STABLE_VERSION,
+            candidate_version=candidate,
+            capacity=CAPACITY,
+            stages=tuple(s["name"] for s in STAGES),
+            history_start=history_start,
+            final_status=final,
+            deployments=snapshots,
+            audit=entries,
+            replicas=tuple(o.identity for o in operators),
+            lease=lease,
+            prometheus_down=trial.prometheus_down,
+        )
+        return TrialResult(
+            fault=fault_name,
+            model=model,
+            seed=seed,
+            seconds=None if ended is None else round(ended - started, 1),
+            violations=chaos.check_trial(record),
+            notes=trial.notes,
+            record=record,
+            operator_logs=[o.log_path for o in operators],
+        )
+    finally:
+        for operator in operators:
+            if operator.process is not None and operator.process.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    chaos.thaw(operator.process.pid)
+            operator.stop()
+        env.cluster.kubectl("delete", "lease", lease.name, "-n", lease.namespace, "--ignore-not-found", check=False)
+        env.cluster.kubectl("delete", "namespace", namespace, "--wait=false", "--ignore-not-found", check=False)
+
+
+# ---- the benchmark ------------------------------------------------------------------------------------------------
+
+
+def table(results: list[TrialResult]) -> str:
+    """Markdown: per fault, trials, violations, median rollout time per model and what the fault added to it."""
+    baseline: dict[str, float] = {}
+    for model in MODELS:
+        times = [r.seconds for r in results if r.fault == "none" and r.model == model and r.seconds is not None]
+        if times:
+            baseline[model] = statistics.median(times)
+    lines = [
+        "| fault | trials | violations | good: median s (added) | bad: median s (added) | did not end |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for name, fault in FAULTS.items():
+        mine = [r for r in results if r.fault == name]
+        if not mine:
+            continue
+        cells = []
+        for model in MODELS:
+            times = [r.seconds for r in mine if r.model == model and r.seconds is not None]
+            if not times:
+                cells.append("-")
+                continue
+            median = statistics.median(times)
+            added = f" ({median - baseline[model]:+.1f})" if model in baseline and name != "none" else ""
+            cells.append(f"{median:.1f}{added}")
+        violations = sum(len(r.violations) for r in mine)
+        unfinished = sum(1 for r in mine if r.seconds is None)
+        lines.append(f"| {fault.description} | {len(mine)} | {violations} | {cells[0]} | {cells[1]} | {unfinished} |")
+    return "\n".join(lines)
+
+
+def bench(trials: int, seed: int, faults: list[str], report: Callable[[TrialResult], None]) -> list[TrialResult]:
+    """``trials`` trials of each fault (the models alternate), on one private devstack."""
+    results = []
+    with private_devstack() as env:
+        for index in range(trials):
+            for name in faults:
+                model = "good" if (index + list(FAULTS).index(name)) % 2 == 0 else "bad"
+                result = run_trial(env, name, model, seed + 1000 * index + list(FAULTS).index(name))
+                report(result)
+                results.append(result)
+    return results
+
+
+def main(trials: int = 3, seed: int = 20260101, faults: list[str] | None = None) -> int:
+    """Run the benchmark, print each trial, the table and the totals; exit status 1 if any invariant broke."""
+    chosen = list(faults or FAULTS)
+    unknown = sorted(set(chosen) - set(FAULTS))
+    if unknown:
+        raise ValueError(f"--faults: unknown {unknown}; known: {', '.join(FAULTS)}")
+    if trials < 1:
+        raise ValueError(f"--trials must be at least 1, not {trials}")
+    if "none" not in chosen:
+        chosen.insert(0, "none")
+    started = time.monotonic()
+    results = bench(trials, seed, chosen, lambda r: print(r.summary(), flush=True))
+    violations = sum(len(r.violations) for r in results)
+    print()
+    print(table(results))
+    print(
+        f"\nchaos: {len(results)} trials in {time.monotonic() - started:.0f} s, {violations} invariant violations "
+        f"(seed {seed}, {os.cpu_count()} CPUs)"
+    )
+    return 1 if violations else 0
