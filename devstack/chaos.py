@@ -362,6 +362,25 @@ def writes_while_another_held(
     return found
 
 
+def applies_cut(audit: Sequence[AuditEntry], user: str, release: str, moment: float) -> bool:
+    """Whether ``user``, stopped at ``moment``, was between a pass's status write and the end of its applies.
+
+    True when its last status write before ``moment`` was not yet followed by
+    a write of the Service named after the release, which the operator
+    applies after every ConfigMap and Deployment of a pass (the route, last;
+    operator/modelrelease/apply.py).
+    """
+    last_status: AuditEntry | None = None
+    for entry in sorted(audit, key=lambda e: e.received):
+        if entry.user != user or not entry.succeeded or entry.received >= moment:
+            continue
+        if entry.resource == "modelreleases/status":
+            last_status = entry
+        elif last_status is not None and entry.resource == "services" and entry.name == release:
+            last_status = None
+    return last_status is not None
+
+
 def check_observed(record: TrialRecord) -> list[Violation]:
     """The recordings are complete enough to vouch for anything: Deployment changes seen, replicas' writes logged."""
     found = []
@@ -411,8 +430,8 @@ def restart_component(
     from devstack import cluster
 
     record = state.read()
-    if record is None or name not in record.pids:
-        raise RuntimeError(f"no {name} recorded in {state.record_path}")
+    if record is None or not record.owns(name):
+        raise RuntimeError(f"no running {name} recorded in {state.record_path}")
     pid = record.pids[name]
     argv = component_argv(pid)
     with contextlib.suppress(ProcessLookupError):

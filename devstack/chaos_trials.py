@@ -36,6 +36,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -47,7 +48,7 @@ from devstack.testing import Cluster, connect, wait_for
 
 STABLE_VERSION = 1
 MODELS = {"good": (2, "Succeeded"), "bad": (3, "RolledBack")}
-CAPACITY = 2
+CAPACITY = 1
 INTERVAL_SECONDS = 2
 INCONCLUSIVE_LIMIT = 3
 LEASE_SECONDS = 6.0
@@ -423,6 +424,7 @@ class Trial:
     operators: list[scenario.OperatorProcess]
     lease: LeaseRef
     watch: ReleaseWatch
+    audit_offset: int = 0
     notes: dict[str, Any] = field(default_factory=dict)
     prometheus_down: list[Window] = field(default_factory=list)
     settle: Callable[[], None] = lambda: None
@@ -438,27 +440,68 @@ def _no_fault(trial: Trial) -> None:
 
 
 def _sigkill(trial: Trial, kills: int = 3) -> None:
-    """SIGKILL the operator on a seeded status change (plus up to 0.2 s), start it again at once; three times."""
+    """SIGKILL the operator three times, each started again at once.
+
+    The first kill is aimed between a pass's status write and the end of its
+    applies: on a status change the operator is frozen (SIGSTOP), and killed
+    if the audit log shows its pass still applying, else thawed to try the
+    next change.  The others land at seeded random moments after a status
+    change (0-0.5 s), wherever the operator is.
+    """
     operator = trial.leader
     moments = []
-    for _ in range(kills):
-        delay = trial.rng.uniform(0.0, 0.2)
+    for index in range(kills):
         process = operator.process
         assert process is not None
+        if index == 0:
+            at = _kill_mid_pass(trial, process)
+            if at is None:
+                break
+        else:
+            delay = trial.rng.uniform(0.0, 0.5)
 
-        def kill(process: Any = process, delay: float = delay) -> None:
-            # The fault's own timing (a random moment after a status write), not a wait for anything.
-            time.sleep(delay)
-            process.kill()
+            def kill(process: Any = process, delay: float = delay) -> None:
+                # The fault's own timing (a random moment after a status write), not a wait for anything.
+                time.sleep(delay)
+                process.kill()
 
-        trigger = trial.watch.arm(trial.rng.randint(1, 3), kill)
-        if not trial.watch.wait(trigger, ROLLOUT_TIMEOUT):
-            break
-        assert trigger.at is not None and trigger.view is not None
-        moments.append((trigger.at, trigger.view.phase, trigger.view.stage))
+            trigger = trial.watch.arm(trial.rng.randint(1, 3), kill)
+            if not trial.watch.wait(trigger, ROLLOUT_TIMEOUT):
+                break
+            assert trigger.at is not None
+            at = trigger.at
+        moments.append(at)
         process.wait(timeout=10)
         operator.start()
     trial.notes["kills"] = moments
+
+
+def _kill_mid_pass(trial: Trial, process: Any, attempts: int = 8) -> float | None:
+    """Freeze the operator on a status change; SIGKILL it if its pass is still applying, else thaw and retry."""
+    user, release = trial.leader.identity, trial.release.name
+    for _ in range(attempts):
+        trigger = trial.watch.arm(trial.rng.randint(1, 2), lambda: chaos.freeze(process.pid))
+        if not trial.watch.wait(trigger, ROLLOUT_TIMEOUT):
+            return None
+        frozen = trigger.at
+        assert frozen is not None
+
+        def status_write_logged(frozen: float = frozen) -> bool:
+            # The watch may see the status change before the audit line of its write is in the file.
+            entries = audit.read(trial.env.audit_log, trial.audit_offset)[0]
+            return any(
+                e.user == user and e.resource == "modelreleases/status" and frozen - 5 < e.answered <= frozen
+                for e in entries
+            )
+
+        with contextlib.suppress(TimeoutError):
+            wait_for(status_write_logged, 2.0, interval=0.05)
+        if chaos.applies_cut(audit.read(trial.env.audit_log, trial.audit_offset)[0], user, release, frozen):
+            process.kill()
+            chaos.thaw(process.pid)
+            return time.time()
+        chaos.thaw(process.pid)
+    return None
 
 
 def _restart(component: str) -> Callable[[Trial], None]:
@@ -549,6 +592,7 @@ def _leader_sigstop(trial: Trial) -> None:
     trial.notes["frozen_seconds"] = round(thawed - frozen, 1)
     trial.notes["took_over_after"] = round(took_over - frozen, 1)
     trial.notes["thawed_at"] = thawed
+    trial.notes["frozen_at"] = frozen
 
     def settle() -> None:
         # The thawed leader's in-flight pass (if any) writes at once; its next Lease read ends the window.
@@ -639,18 +683,12 @@ def _namespace(env: ChaosEnv, fault: str) -> str:
     return name
 
 
-def _after_status_write(entries: list[audit.AuditEntry], user: str, moment: float) -> bool:
-    """Whether ``user``'s last write before ``moment`` was a status write (so the pass's applies had not started)."""
-    before = [e for e in entries if e.user == user and e.is_write and not e.is_lease and e.received < moment]
-    return bool(before) and before[-1].resource.endswith("/status") and before[-1].succeeded
-
-
 def _describe_effects(trial: Trial, entries: list[audit.AuditEntry]) -> None:
     """Fault-specific facts from the audit log: did the fault bite where it was meant to."""
     notes, replicas = trial.notes, [o.identity for o in trial.operators]
     if "kills" in notes:
-        notes["kills_after_status_write"] = sum(
-            _after_status_write(entries, replicas[0], at) for at, _, _ in notes["kills"]
+        notes["kills_cutting_applies"] = sum(
+            chaos.applies_cut(entries, replicas[0], trial.release.name, at) for at in notes["kills"]
         )
     if "storm" in notes:
         notes["operator_409s"] = sum(1 for e in entries if e.user in replicas and e.code == 409)
@@ -663,7 +701,7 @@ def _describe_effects(trial: Trial, entries: list[audit.AuditEntry]) -> None:
             1 for e in entries if e.user == replicas[0] and e.is_write and not e.is_lease and e.received > stolen
         )
     if "thawed_at" in notes:
-        notes["frozen_after_status_write"] = _after_status_write(entries, replicas[0], notes["thawed_at"] - 1e-3)
+        notes["frozen_mid_pass"] = chaos.applies_cut(entries, replicas[0], trial.release.name, notes["frozen_at"])
         notes["writes_by_thawed_leader"] = sum(
             1
             for e in entries
@@ -673,41 +711,57 @@ def _describe_effects(trial: Trial, entries: list[audit.AuditEntry]) -> None:
         notes["writes_while_another_held"] = len(chaos.writes_while_another_held(entries, replicas, trial.lease))
 
 
+def _start_replicas(operators: list[scenario.OperatorProcess], admin: Any, lease: LeaseRef) -> None:
+    """Start every replica at once; order ``operators`` leader first (the one the faults aim at)."""
+    with ThreadPoolExecutor(len(operators)) as pool:
+        for future in [pool.submit(o.start) for o in operators]:
+            future.result()
+    identities = [o.identity for o in operators]
+
+    def leader() -> str | None:
+        holder = chaos.lease_holder(admin, lease)
+        return holder if holder in identities else None
+
+    holder = chaos.poll(leader, 30, message="a replica holds the Lease")
+    operators.sort(key=lambda o: o.identity != holder)
+
+
 def run_trial(env: ChaosEnv, fault_name: str, model: str, seed: int) -> TrialResult:
     """One rollout from v1 to the good or bad model with one fault injected, judged on what was recorded."""
     fault = FAULTS[fault_name]
     candidate, expected = MODELS[model]
     rng = random.Random(seed)
     env.work.mkdir(parents=True, exist_ok=True)
+    clock = {"begin": time.monotonic()}
     namespace = _namespace(env, fault_name)
     lease = LeaseRef("default", f"chaos-{namespace}", LEASE_SECONDS)
     operators = _operators(env, namespace, lease, fault.replicas)
     admin = env.cluster.api_client()
     release = scenario.Release(env.cluster, namespace)
+    # From before the replicas start: their every Lease access is evidence, and v1's setup is judged too.
+    offset = audit.size(env.audit_log)
     try:
-        operators[0].start()
-        chaos.poll(lambda: chaos.lease_holder(admin, lease) == operators[0].identity, 30, message="first leader")
-        for other in operators[1:]:
-            other.start()
+        _start_replicas(operators, admin, lease)
         release.apply(manifest(namespace, STABLE_VERSION))
-        stable = release.wait_phase("Succeeded", 120, also=lambda s: s.get("stableVersion") == STABLE_VERSION)
-        history_start = len(stable.get("history") or [])
-        offset = audit.size(env.audit_log)
-        deployments, snapshots = deployments_recorder(env.cluster, namespace, release.name)
-        with (
-            deployments,
-            ReleaseWatch(env.cluster, namespace, release.name, history_start) as watch,
-            traffic(env, namespace, release.name, seed),
-        ):
-            trial = Trial(env, rng, namespace, release, operators, lease, watch)
-            started = time.time()
-            release.set_version(candidate)
-            fault.inject(trial)
-            with contextlib.suppress(TimeoutError):
-                chaos.poll(watch.ended_at, ROLLOUT_TIMEOUT - (time.time() - started), interval=0.2, message="verdict")
-            ended = watch.ended_at()
-            trial.settle()
-            final = chaos.poll(release.status, 60, message="final status")
+        # Traffic starts while v1 comes up: waiting for Prometheus to scrape it overlaps the pod's start.
+        with traffic(env, namespace, release.name, seed):
+            stable = release.wait_phase("Succeeded", 120, also=lambda s: s.get("stableVersion") == STABLE_VERSION)
+            history_start = len(stable.get("history") or [])
+            deployments, snapshots = deployments_recorder(env.cluster, namespace, release.name)
+            with deployments, ReleaseWatch(env.cluster, namespace, release.name, history_start) as watch:
+                trial = Trial(env, rng, namespace, release, operators, lease, watch, audit_offset=offset)
+                clock["rollout"] = time.monotonic()
+                started = time.time()
+                release.set_version(candidate)
+                fault.inject(trial)
+                with contextlib.suppress(TimeoutError):
+                    chaos.poll(
+                        watch.ended_at, ROLLOUT_TIMEOUT - (time.time() - started), interval=0.2, message="verdict"
+                    )
+                ended = watch.ended_at()
+                trial.settle()
+                final = chaos.poll(release.status, 60, message="final status")
+        clock["judge"] = time.monotonic()
         entries, _ = audit.read(env.audit_log, offset)
         _describe_effects(trial, entries)
         trial.notes["watch_gaps"] = deployments.gaps + watch.recorder.gaps
@@ -726,6 +780,8 @@ def run_trial(env: ChaosEnv, fault_name: str, model: str, seed: int) -> TrialRes
             lease=lease,
             prometheus_down=trial.prometheus_down,
         )
+        trial.notes["setup_s"] = round(clock["rollout"] - clock["begin"], 1)
+        trial.notes["trial_s"] = round(clock["judge"] - clock["begin"], 1)
         return TrialResult(
             fault=fault_name,
             model=model,
@@ -738,10 +794,11 @@ def run_trial(env: ChaosEnv, fault_name: str, model: str, seed: int) -> TrialRes
         )
     finally:
         for operator in operators:
+            # SIGKILL: quick, and nothing after the verdict is judged (the Lease goes with the namespace's trial).
             if operator.process is not None and operator.process.poll() is None:
                 with contextlib.suppress(ProcessLookupError):
                     chaos.thaw(operator.process.pid)
-            operator.stop()
+            operator.kill()
         env.cluster.kubectl("delete", "lease", lease.name, "-n", lease.namespace, "--ignore-not-found", check=False)
         env.cluster.kubectl("delete", "namespace", namespace, "--wait=false", "--ignore-not-found", check=False)
 

@@ -48,7 +48,8 @@ def install_crd(cluster: Cluster, timeout: float = 60.0) -> None:
         found = cluster.kubectl("get", f"crd/{CRD_NAME}", "-o", "json", check=False)
         if found.returncode != 0:
             return None
-        conditions: list[dict[str, Any]] = json.loads(found.stdout).get("status", {}).get("conditions", [])
+        # A CRD just created may have "status": {"conditions": null}.
+        conditions: list[dict[str, Any]] = (json.loads(found.stdout).get("status") or {}).get("conditions") or []
         ok = any(c.get("type") == "Established" and c.get("status") == "True" for c in conditions)
         return conditions if ok else None
 
