@@ -11,7 +11,10 @@ entry per decision, and no write from a replica that did not hold the Lease
 bit: a trial whose fault missed the rollout proves nothing.
 
 The trials run on a private devstack (restarting the shared API server or
-etcd would break other sessions); ``make bench-chaos`` runs many more.
+etcd would break other sessions), all of them in the module's fixture:
+those whose fault stays within their own release two at a time, the
+cluster-wide ones (API server, etcd, Prometheus) alone.  ``make
+bench-chaos`` runs many more, one at a time, and times them.
 """
 
 from __future__ import annotations
@@ -21,21 +24,34 @@ from collections.abc import Iterator
 import pytest
 
 from devstack import chaos_trials
-from devstack.chaos_trials import ChaosEnv, TrialResult
+from devstack.chaos_trials import TrialResult
 
-pytestmark = [pytest.mark.e2e, pytest.mark.cluster, pytest.mark.timeout(300)]
+# All trials run in the module's first test (local faults two at a time): the budget is the module's.
+pytestmark = [pytest.mark.e2e, pytest.mark.cluster, pytest.mark.timeout(900)]
 
 SEED = 20261202
+PLAN: list[chaos_trials.Plan] = [
+    ("sigkill", "good", SEED),
+    ("storm", "bad", SEED + 1),
+    ("lease-steal", "good", SEED + 2),
+    ("leader-sigstop", "good", SEED + 3),
+    ("apiserver", "bad", SEED + 4),
+    ("etcd", "good", SEED + 5),
+    ("prometheus", "good", SEED + 6),
+]
 
 
 @pytest.fixture(scope="module")
-def chaos_env() -> Iterator[ChaosEnv]:
+def trials() -> Iterator[dict[str, TrialResult | Exception]]:
     with chaos_trials.private_devstack() as env:
-        yield env
+        results = chaos_trials.run_trials(env, PLAN, parallel=2)
+        yield {fault: result for (fault, _, _), result in zip(PLAN, results, strict=True)}
 
 
-def _run(env: ChaosEnv, fault: str, model: str) -> TrialResult:
-    result = chaos_trials.run_trial(env, fault, model, SEED + list(chaos_trials.FAULTS).index(fault))
+def _trial(trials: dict[str, TrialResult | Exception], fault: str) -> TrialResult:
+    result = trials[fault]
+    if isinstance(result, Exception):
+        raise result
     print(f"\n{result.summary()}")
     return result
 
@@ -53,23 +69,28 @@ def _assert_invariants_held(result: TrialResult) -> None:
     assert not result.violations, f"{result.summary()}\n{_logs(result)}"
 
 
-def test_operator_sigkilled_three_times_mid_pass_still_promotes_the_good_model(chaos_env: ChaosEnv) -> None:
-    result = _run(chaos_env, "sigkill", "good")
+def test_operator_sigkilled_three_times_mid_pass_still_promotes_the_good_model(
+    trials: dict[str, TrialResult | Exception],
+) -> None:
+    result = _trial(trials, "sigkill")
     kills = result.notes.get("kills", [])
     assert len(kills) == 3, f"every kill must land in the rollout: {kills}"
+    assert result.notes["kills_cutting_applies"] >= 1, f"no kill between a status write and its applies: {result.notes}"
     _assert_invariants_held(result)
 
 
-def test_api_server_killed_and_restarted_mid_rollout_still_rolls_back_the_bad_model(chaos_env: ChaosEnv) -> None:
-    result = _run(chaos_env, "apiserver", "bad")
+def test_api_server_killed_and_restarted_mid_rollout_still_rolls_back_the_bad_model(
+    trials: dict[str, TrialResult | Exception],
+) -> None:
+    result = _trial(trials, "apiserver")
     assert "down" in result.notes, f"the API server restart missed the rollout: {result.notes}"
     _assert_invariants_held(result)
 
 
 def test_etcd_killed_and_restarted_mid_rollout_keeps_the_release_and_promotes_the_good_model(
-    chaos_env: ChaosEnv,
+    trials: dict[str, TrialResult | Exception],
 ) -> None:
-    result = _run(chaos_env, "etcd", "good")
+    result = _trial(trials, "etcd")
     assert "down" in result.notes, f"the etcd restart missed the rollout: {result.notes}"
     # The history from before the restart is still there: etcd's data survived.
     assert result.record.final_status["history"][0]["reason"] == "InitialVersion"
@@ -77,26 +98,32 @@ def test_etcd_killed_and_restarted_mid_rollout_keeps_the_release_and_promotes_th
 
 
 def test_prometheus_down_past_the_inconclusive_limit_pauses_and_never_promotes_until_it_returns(
-    chaos_env: ChaosEnv,
+    trials: dict[str, TrialResult | Exception],
 ) -> None:
-    result = _run(chaos_env, "prometheus", "good")
+    result = _trial(trials, "prometheus")
     assert result.notes.get("paused"), f"the release must pause while Prometheus is down: {result.notes}"
     _assert_invariants_held(result)
 
 
-def test_conflict_storm_on_status_and_annotations_still_rolls_back_the_bad_model(chaos_env: ChaosEnv) -> None:
-    result = _run(chaos_env, "storm", "bad")
+def test_conflict_storm_on_status_and_annotations_still_rolls_back_the_bad_model(
+    trials: dict[str, TrialResult | Exception],
+) -> None:
+    result = _trial(trials, "storm")
     assert result.notes.get("operator_409s", 0) > 0, f"the storm caused no conflict: {result.notes}"
     _assert_invariants_held(result)
 
 
-def test_lease_stolen_mid_pass_the_old_leader_stops_writing_once_it_reads_the_lease(chaos_env: ChaosEnv) -> None:
-    result = _run(chaos_env, "lease-steal", "good")
+def test_lease_stolen_mid_pass_the_old_leader_stops_writing_once_it_reads_the_lease(
+    trials: dict[str, TrialResult | Exception],
+) -> None:
+    result = _trial(trials, "lease-steal")
     assert result.notes.get("writes_by_new_holder", 0) > 0, f"the other replica never took over: {result.notes}"
     _assert_invariants_held(result)
 
 
-def test_leader_frozen_past_its_lease_never_writes_after_it_is_thawed(chaos_env: ChaosEnv) -> None:
-    result = _run(chaos_env, "leader-sigstop", "good")
+def test_leader_frozen_past_its_lease_never_writes_after_it_is_thawed(
+    trials: dict[str, TrialResult | Exception],
+) -> None:
+    result = _trial(trials, "leader-sigstop")
     assert result.notes.get("frozen_seconds", 0) > chaos_trials.LEASE_SECONDS, result.notes
     _assert_invariants_held(result)
