@@ -316,7 +316,7 @@ def check_lease_fencing(
     found = []
     for moment, _, entry in _timeline(audit, lease, replicas):
         if entry.is_lease:
-            if entry.is_write:
+            if entry.is_write and entry.holder != holder[0]:
                 holder = (entry.holder, entry.answered)
             mine = tenure.get(entry.user)
             if mine is None:

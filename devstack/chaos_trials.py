@@ -607,7 +607,7 @@ def _leader_sigstop(trial: Trial) -> None:
         chaos.poll(
             lambda: any(
                 e.user == leader.identity and e.is_lease and e.answered > thawed
-                for e in audit.read(trial.env.audit_log)[0]
+                for e in audit.read(trial.env.audit_log, trial.audit_offset)[0]
             ),
             trial.lease.duration * 3,
             interval=0.5,

@@ -1,12 +1,15 @@
 """The chaos invariants (devstack.chaos) on recorded observations: each one passes a sound trial and catches its violation.
 
-The audit lines in tests/unit/data/chaos_audit.jsonl were written by
-devstack's kube-apiserver during a lease-steal trial (a trial's slice, not
-edited); the other records are the shape a trial records, written out.
+The audit lines in tests/unit/data/chaos_audit.jsonl.gz were written by
+devstack's kube-apiserver during a lease-steal trial on the operator before
+its fencing fix (the Lease's lines and the replicas' writes around the
+theft, unedited; chaos_audit.json says what they hold); the other records
+are the shape a trial records, written out.
 """
 
 from __future__ import annotations
 
+import gzip
 import json
 from pathlib import Path
 from typing import Any
@@ -21,6 +24,7 @@ from devstack.chaos import (
     LeaseRef,
     TrialRecord,
     Window,
+    applies_cut,
     check_history_complete,
     check_lease_fencing,
     check_no_promotion_during_outage,
@@ -282,27 +286,64 @@ def test_lease_fencing_ignores_other_leases_and_failed_renewals() -> None:
 # ---- on the audit log the API server wrote --------------------------------------------------------------------------
 
 
-def _recorded() -> tuple[list[AuditEntry], dict[str, Any]]:
-    entries, _ = audit.read(DATA / "chaos_audit.jsonl")
+def _recorded(tmp_path: Path) -> tuple[list[AuditEntry], dict[str, Any]]:
+    log = tmp_path / "audit.log"
+    log.write_bytes(gzip.decompress((DATA / "chaos_audit.jsonl.gz").read_bytes()))
+    entries, _ = audit.read(log)
     facts = json.loads((DATA / "chaos_audit.json").read_text())
     return entries, facts
 
 
-def test_audit_entries_parse_users_subresources_and_lease_holders_from_a_real_log() -> None:
-    entries, facts = _recorded()
+def _lease_of(facts: dict[str, Any]) -> LeaseRef:
+    return LeaseRef(facts["lease"]["namespace"], facts["lease"]["name"], facts["lease"]["duration"])
+
+
+def test_audit_entries_parse_users_subresources_and_lease_holders_from_a_real_log(tmp_path: Path) -> None:
+    entries, facts = _recorded(tmp_path)
     replicas = facts["replicas"]
-    assert {e.user for e in entries} >= set(replicas)
+    assert {e.user for e in entries} == {*replicas, facts["stolen_by"]}
     assert any(e.resource == "modelreleases/status" and e.verb == "patch" for e in entries)
-    reads = [e for e in entries if e.is_lease and e.verb == "get" and e.user in replicas and e.succeeded]
+    reads = [e for e in entries if e.is_lease and e.verb == "get" and e.user in replicas]
     assert reads and all(e.holder in replicas for e in reads)
+    [theft] = [e for e in entries if e.user == facts["stolen_by"] and e.is_write]
+    assert theft.holder == replicas[1] and theft.resource == "leases"
     assert all(e.received <= e.answered for e in entries)
 
 
-def test_lease_fencing_on_a_real_log_finds_exactly_the_stale_writes_it_recorded() -> None:
-    entries, facts = _recorded()
-    lease = LeaseRef(facts["lease"]["namespace"], facts["lease"]["name"], facts["lease"]["duration"])
-    violations = check_lease_fencing(entries, facts["replicas"], lease)
+def test_lease_fencing_on_a_real_log_finds_the_old_leader_writing_after_it_read_the_theft(tmp_path: Path) -> None:
+    entries, facts = _recorded(tmp_path)
+    violations = check_lease_fencing(entries, facts["replicas"], _lease_of(facts))
     assert len(violations) == facts["stale_writes"], [str(v) for v in violations]
+    assert all(v.evidence.startswith(facts["replicas"][0]) for v in violations)
+    first = audit.format_moment(facts["first_stale_write_received"])
+    learned = audit.format_moment(facts["old_leader_learned_at"])
+    assert (
+        f"at {first}: 1.6s after its own Lease read at {learned} named {facts['replicas'][1]}" in violations[0].evidence
+    )
+
+
+def test_writes_while_another_held_counts_the_old_leaders_writes_it_could_not_yet_know_were_stale(
+    tmp_path: Path,
+) -> None:
+    entries, facts = _recorded(tmp_path)
+    unaware = writes_while_another_held(entries, facts["replicas"], _lease_of(facts))
+    assert {e.user for e in unaware} == {facts["replicas"][0]}
+    assert len(unaware) > facts["stale_writes"]
+
+
+def test_applies_cut_tells_a_pass_stopped_between_its_status_write_and_its_last_apply(tmp_path: Path) -> None:
+    entries, facts = _recorded(tmp_path)
+    leader = facts["replicas"][0]
+    status_write = next(e for e in entries if e.user == leader and e.resource == "modelreleases/status")
+    route = next(
+        e
+        for e in entries
+        if e.user == leader and e.name == "digits" and e.resource == "services" and e.received > status_write.received
+    )
+    assert applies_cut(entries, leader, "digits", status_write.received + 0.001)
+    assert applies_cut(entries, leader, "digits", route.received - 0.001)
+    assert not applies_cut(entries, leader, "digits", route.received + 0.001)
+    assert not applies_cut(entries, leader, "digits", status_write.received - 0.001)
 
 
 def test_parse_event_skips_the_request_received_stage_and_reads_a_released_lease_as_no_holder() -> None:
