@@ -52,10 +52,10 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def _chaos(args: argparse.Namespace) -> int:
-    from devstack import chaos_trials
+    from devstack import bench_chaos
 
     faults = [name for name in args.faults.split(",") if name] or None
-    return chaos_trials.main(args.trials, args.seed, faults)
+    return bench_chaos.main(args.trials, args.seed, faults, write=not args.no_write)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -69,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     chaos.add_argument("--trials", type=int, default=3, help="trials of each fault, models alternating (default 3)")
     chaos.add_argument("--seed", type=int, default=20260101, help="seed of the first trial (default 20260101)")
     chaos.add_argument("--faults", default="", help="comma-separated subset of the faults (default: all)")
+    chaos.add_argument("--no-write", action="store_true", help="print only; leave docs/benchmarks.md alone")
     chaos.set_defaults(func=_chaos)
     from devstack import cluster
 

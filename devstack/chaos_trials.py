@@ -17,25 +17,20 @@ write, before its applies) rather than at an arbitrary wall-clock moment.
 What was recorded (Deployment changes, status, Prometheus outages, the audit
 log) is judged by devstack.chaos.check_trial.
 
-``python -m devstack chaos --trials N`` (``make bench-chaos``) runs N trials
-of each fault and a no-fault baseline, and prints trials, violations and the
-time each fault added to the rollout.
+``python -m devstack chaos`` (``make bench-chaos``, devstack.bench_chaos)
+runs many trials and a no-fault baseline; ``tests/e2e/test_chaos.py`` one
+of each fault.
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
-import json
-import os
 import random
 import shutil
-import statistics
 import tempfile
-import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -43,6 +38,7 @@ from typing import Any
 
 from devstack import audit, cache_root, chaos, cluster, scenario
 from devstack.chaos import LeaseRef, TrialRecord, Violation, Window
+from devstack.chaos_watch import ReleaseWatch, deployments_recorder, traffic
 from devstack.state import StateDir
 from devstack.testing import Cluster, connect, wait_for
 
@@ -125,289 +121,6 @@ def private_devstack(keep: bool = False) -> Iterator[ChaosEnv]:
         cluster.down(state)
         if not keep:
             shutil.rmtree(root, ignore_errors=True)
-
-
-# ---- watching the API server through its own restarts ------------------------------------------------------------
-
-
-class Recorder:
-    """A list+watch in a thread that survives API server and etcd restarts.
-
-    After a broken connection it resumes from the last resourceVersion, and
-    re-lists when that is gone (410); ``gaps`` counts the re-lists, where
-    changes in between may have been missed.  ``on_change`` gets every
-    object by name after each change, and the moment it was seen.
-    """
-
-    def __init__(
-        self,
-        handle: Cluster,
-        call: Callable[[Any], Callable[..., Any]],
-        on_change: Callable[[dict[str, dict[str, Any]], float], None],
-    ) -> None:
-        self._handle = handle
-        self._call = call
-        self._on_change = on_change
-        self.gaps = 0
-        self.errors = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="chaos-recorder", daemon=True)
-        self._listed = threading.Event()
-
-    def __enter__(self) -> Recorder:
-        self._thread.start()
-        if not self._listed.wait(30):
-            raise RuntimeError("the recorder could not list within 30 s")
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=20)
-
-    def _run(self) -> None:
-        from kubernetes import watch
-        from kubernetes.client.exceptions import ApiException
-
-        list_call = self._call(self._handle.api_client())
-        objects: dict[str, dict[str, Any]] = {}
-        version: str | None = None
-        while not self._stop.is_set():
-            try:
-                if version is None:
-                    listed = json.loads(list_call(_preload_content=False, _request_timeout=10).data)
-                    objects = {o["metadata"]["name"]: o for o in listed.get("items") or []}
-                    version = str(listed["metadata"]["resourceVersion"])
-                    self._on_change(objects, time.time())
-                    self._listed.set()
-                for event in watch.Watch().stream(  # type: ignore[no-untyped-call]
-                    list_call, resource_version=version, timeout_seconds=5, _request_timeout=15
-                ):
-                    raw = event["raw_object"]
-                    if event["type"] == "ERROR":
-                        raise ApiException(status=int(raw.get("code") or 500), reason=str(raw.get("message")))
-                    version = str(raw["metadata"]["resourceVersion"])
-                    if event["type"] == "BOOKMARK":
-                        continue
-                    if event["type"] == "DELETED":
-                        objects.pop(raw["metadata"]["name"], None)
-                    else:
-                        objects[raw["metadata"]["name"]] = raw
-                    self._on_change(objects, time.time())
-                    if self._stop.is_set():
-                        return
-            except ApiException as error:
-                if error.status == 410:
-                    version = None
-                    self.gaps += 1
-                else:
-                    self.errors += 1
-                    self._stop.wait(0.2)
-            except Exception:  # the API server is away (restarted): try again shortly
-                self.errors += 1
-                self._stop.wait(0.2)
-
-
-def deployments_recorder(
-    handle: Cluster, namespace: str, release: str
-) -> tuple[Recorder, list[chaos.DeploymentSnapshot]]:
-    from kubernetes import client
-
-    snapshots: list[chaos.DeploymentSnapshot] = []
-
-    def call(api_client: Any) -> Callable[..., Any]:
-        apps = client.AppsV1Api(api_client)
-        return functools.partial(
-            apps.list_namespaced_deployment, namespace, label_selector=f"modelrelease.io/release={release}"
-        )
-
-    def on_change(objects: dict[str, dict[str, Any]], at: float) -> None:
-        views = tuple(chaos.deployment_view(o) for _, o in sorted(objects.items()))
-        snapshots.append(chaos.DeploymentSnapshot(at, views))
-
-    return Recorder(handle, call, on_change), snapshots
-
-
-@dataclass(frozen=True)
-class ReleaseView:
-    at: float
-    phase: str | None
-    stable: int | None
-    candidate: int | None
-    stage: str | None
-    passed: int
-    history: int
-    digest: str
-
-
-def release_view(obj: Mapping[str, Any], at: float) -> ReleaseView:
-    status = obj.get("status") or {}
-    return ReleaseView(
-        at=at,
-        phase=status.get("phase"),
-        stable=status.get("stableVersion"),
-        candidate=status.get("candidateVersion"),
-        stage=(status.get("stage") or {}).get("name"),
-        passed=int((status.get("analysis") or {}).get("passed") or 0),
-        history=len(status.get("history") or []),
-        digest=json.dumps(status, sort_keys=True),
-    )
-
-
-class Trigger:
-    """Fires ``action`` (in the watch thread, so at once) on the n-th status change that ``when`` accepts."""
-
-    def __init__(self, changes: int, when: Callable[[ReleaseView], bool], action: Callable[[], Any]) -> None:
-        self.remaining = changes
-        self.when = when
-        self.action = action
-        self.fired = threading.Event()
-        self.at: float | None = None
-        self.view: ReleaseView | None = None
-        self.error: BaseException | None = None
-
-    def offer(self, view: ReleaseView) -> None:
-        if self.fired.is_set() or view.phase in TERMINAL or not self.when(view):
-            return
-        self.remaining -= 1
-        if self.remaining > 0:
-            return
-        try:
-            self.action()
-        except BaseException as error:  # reported by the trial, which waits on .fired
-            self.error = error
-        self.at, self.view = time.time(), view
-        self.fired.set()
-
-
-class ReleaseWatch:
-    """The release's status changes as seen, the triggers armed on them, and when the rollout ended."""
-
-    def __init__(self, handle: Cluster, namespace: str, name: str, history_start: int) -> None:
-        from kubernetes import client
-
-        self.views: list[ReleaseView] = []
-        self.history_start = history_start
-        self._triggers: list[Trigger] = []
-        self._lock = threading.Lock()
-
-        def call(api_client: Any) -> Callable[..., Any]:
-            api = client.CustomObjectsApi(api_client)
-            return functools.partial(
-                api.list_namespaced_custom_object,
-                "modelrelease.io",
-                "v1alpha1",
-                namespace,
-                "modelreleases",
-                field_selector=f"metadata.name={name}",
-            )
-
-        self.recorder = Recorder(handle, call, lambda objects, at: self._seen(objects.get(name), at))
-
-    def __enter__(self) -> ReleaseWatch:
-        self.recorder.__enter__()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.recorder.__exit__(*exc)
-
-    def _seen(self, obj: dict[str, Any] | None, at: float) -> None:
-        if obj is None:
-            return
-        view = release_view(obj, at)
-        with self._lock:
-            if self.views and self.views[-1].digest == view.digest:
-                return
-            self.views.append(view)
-            triggers = list(self._triggers)
-        for trigger in triggers:
-            trigger.offer(view)
-
-    def arm(
-        self, changes: int, action: Callable[[], Any], when: Callable[[ReleaseView], bool] = lambda _: True
-    ) -> Trigger:
-        trigger = Trigger(changes, when, action)
-        with self._lock:
-            self._triggers.append(trigger)
-        return trigger
-
-    def ended_at(self) -> float | None:
-        """When the rollout's verdict was first seen (a terminal phase with a history entry added), else None."""
-        for view in list(self.views):
-            if view.phase in TERMINAL and view.history > self.history_start and view.candidate is None:
-                return view.at
-        return None
-
-    def wait(self, trigger: Trigger, timeout: float) -> bool:
-        """True once the trigger fired; False if the rollout ended first."""
-        fired = wait_for(lambda: trigger.fired.is_set() or self.ended_at() is not None, timeout, interval=0.05)
-        if trigger.error is not None:
-            raise RuntimeError(f"fault injection failed: {trigger.error!r}") from trigger.error
-        return bool(fired) and trigger.fired.is_set()
-
-    def status_changes_since(self, moment: float) -> int:
-        return sum(1 for v in list(self.views) if v.at > moment)
-
-
-# ---- traffic that outlives API server restarts --------------------------------------------------------------------
-
-
-class LastKnownEndpoints:
-    """A Service's endpoints refreshed in the background; while the API server is away, the last ones known.
-
-    That is what kube-proxy does: its rules stay in place when the API
-    server restarts.  The generator never blocks on the API.
-    """
-
-    def __init__(self, inner: Any, interval: float = 0.5) -> None:
-        self._inner = inner
-        self._interval = interval
-        self._known: dict[str, list[Any]] = {}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._refresh, name="chaos-endpoints", daemon=True)
-        self._services: set[str] = set()
-        self._lock = threading.Lock()
-
-    def endpoints(self, service: str) -> list[Any]:
-        with self._lock:
-            if service not in self._services:
-                self._services.add(service)
-                self._known[service] = self._inner.endpoints(service)
-                if not self._thread.is_alive():
-                    self._thread.start()
-            return list(self._known[service])
-
-    def _refresh(self) -> None:
-        while not self._stop.wait(self._interval):
-            for service in list(self._services):
-                with contextlib.suppress(Exception):
-                    found = self._inner.endpoints(service)
-                    with self._lock:
-                        self._known[service] = found
-
-    def close(self) -> None:
-        self._stop.set()
-
-
-@contextlib.contextmanager
-def traffic(env: ChaosEnv, namespace: str, service: str, seed: int) -> Iterator[Any]:
-    from devstack.traffic import TrafficConfig, running
-    from devstack.traffic.endpoints import EndpointSliceSource
-    from devstack.traffic.kube import api_client
-    from devstack.traffic.routing import ServiceResolver
-
-    source = LastKnownEndpoints(EndpointSliceSource(api_client(env.cluster.kubeconfig), namespace, 8500, ttl=0.0))
-    config = TrafficConfig(rate=TRAFFIC_RATE, duration=ROLLOUT_TIMEOUT * 2, seed=seed)
-    try:
-        with running(
-            config,
-            ServiceResolver(source, service),
-            register_prometheus=env.state.root,
-            job=f"traffic-{namespace}",
-            scraped_by=env.cluster.prometheus_url,
-        ) as generator:
-            yield generator
-    finally:
-        source.close()
 
 
 # ---- one trial ------------------------------------------------------------------------------------------------------
@@ -759,7 +472,7 @@ def run_trial(env: ChaosEnv, fault_name: str, model: str, seed: int) -> TrialRes
         _start_replicas(operators, admin, lease)
         release.apply(manifest(namespace, STABLE_VERSION))
         # Traffic starts while v1 comes up: waiting for Prometheus to scrape it overlaps the pod's start.
-        with traffic(env, namespace, release.name, seed):
+        with traffic(env.cluster, namespace, release.name, seed, TRAFFIC_RATE, ROLLOUT_TIMEOUT * 2):
             stable = release.wait_phase("Succeeded", 120, also=lambda s: s.get("stableVersion") == STABLE_VERSION)
             history_start = len(stable.get("history") or [])
             deployments, snapshots = deployments_recorder(env.cluster, namespace, release.name)
@@ -818,37 +531,7 @@ def run_trial(env: ChaosEnv, fault_name: str, model: str, seed: int) -> TrialRes
         env.cluster.kubectl("delete", "namespace", namespace, "--wait=false", "--ignore-not-found", check=False)
 
 
-# ---- the benchmark ------------------------------------------------------------------------------------------------
-
-
-def table(results: list[TrialResult]) -> str:
-    """Markdown: per fault, trials, violations, median rollout time per model and what the fault added to it."""
-    baseline: dict[str, float] = {}
-    for model in MODELS:
-        times = [r.seconds for r in results if r.fault == "none" and r.model == model and r.seconds is not None]
-        if times:
-            baseline[model] = statistics.median(times)
-    lines = [
-        "| fault | trials | violations | good: median s (added) | bad: median s (added) | did not end |",
-        "|---|---:|---:|---:|---:|---:|",
-    ]
-    for name, fault in FAULTS.items():
-        mine = [r for r in results if r.fault == name]
-        if not mine:
-            continue
-        cells = []
-        for model in MODELS:
-            times = [r.seconds for r in mine if r.model == model and r.seconds is not None]
-            if not times:
-                cells.append("-")
-                continue
-            median = statistics.median(times)
-            added = f" ({median - baseline[model]:+.1f})" if model in baseline and name != "none" else ""
-            cells.append(f"{median:.1f}{added}")
-        violations = sum(len(r.violations) for r in mine)
-        unfinished = sum(1 for r in mine if r.seconds is None)
-        lines.append(f"| {fault.description} | {len(mine)} | {violations} | {cells[0]} | {cells[1]} | {unfinished} |")
-    return "\n".join(lines)
+# ---- several trials ---------------------------------------------------------------------------------------------
 
 
 Plan = tuple[str, str, int]
@@ -877,38 +560,3 @@ def run_trials(env: ChaosEnv, plan: list[Plan], parallel: int = 1) -> list[Trial
         if index not in results:
             results[index] = one(item)
     return [results[i] for i in range(len(plan))]
-
-
-def bench(trials: int, seed: int, faults: list[str], report: Callable[[TrialResult], None]) -> list[TrialResult]:
-    """``trials`` trials of each fault (the models alternate), on one private devstack."""
-    results = []
-    with private_devstack() as env:
-        for index in range(trials):
-            for name in faults:
-                model = "good" if (index + list(FAULTS).index(name)) % 2 == 0 else "bad"
-                result = run_trial(env, name, model, seed + 1000 * index + list(FAULTS).index(name))
-                report(result)
-                results.append(result)
-    return results
-
-
-def main(trials: int = 3, seed: int = 20260101, faults: list[str] | None = None) -> int:
-    """Run the benchmark, print each trial, the table and the totals; exit status 1 if any invariant broke."""
-    chosen = list(faults or FAULTS)
-    unknown = sorted(set(chosen) - set(FAULTS))
-    if unknown:
-        raise ValueError(f"--faults: unknown {unknown}; known: {', '.join(FAULTS)}")
-    if trials < 1:
-        raise ValueError(f"--trials must be at least 1, not {trials}")
-    if "none" not in chosen:
-        chosen.insert(0, "none")
-    started = time.monotonic()
-    results = bench(trials, seed, chosen, lambda r: print(r.summary(), flush=True))
-    violations = sum(len(r.violations) for r in results)
-    print()
-    print(table(results))
-    print(
-        f"\nchaos: {len(results)} trials in {time.monotonic() - started:.0f} s, {violations} invariant violations "
-        f"(seed {seed}, {os.cpu_count()} CPUs)"
-    )
-    return 1 if violations else 0
