@@ -67,7 +67,6 @@ ACCURACY = {
     "min": 0.5,
     "compareToBaseline": {"maxDrop": 0.02},
 }
-TERMINAL = scenario.TERMINAL_PHASES
 
 
 def manifest(namespace: str, version: int, name: str = "digits") -> dict[str, Any]:
