@@ -48,12 +48,16 @@ def install_crd(cluster: Cluster, timeout: float = 60.0) -> None:
         found = cluster.kubectl("get", f"crd/{CRD_NAME}", "-o", "json", check=False)
         if found.returncode != 0:
             return None
-        # A CRD just created may have "status": {"conditions": null}.
-        conditions: list[dict[str, Any]] = (json.loads(found.stdout).get("status") or {}).get("conditions") or []
-        ok = any(c.get("type") == "Established" and c.get("status") == "True" for c in conditions)
-        return conditions if ok else None
+        return crd_established(json.loads(found.stdout))
 
     wait_for(established, timeout, interval=0.3, message=f"CRD {CRD_NAME} Established")
+
+
+def crd_established(crd: dict[str, Any]) -> list[dict[str, Any]] | None:
+    """The CRD's conditions once ``Established`` is True, else None (a CRD just created has ``conditions: null``)."""
+    conditions: list[dict[str, Any]] = (crd.get("status") or {}).get("conditions") or []
+    ok = any(c.get("type") == "Established" and c.get("status") == "True" for c in conditions)
+    return conditions if ok else None
 
 
 def apply_golden_set(cluster: Cluster, namespace: str) -> None:
