@@ -422,7 +422,9 @@ def restart_component(
 ) -> Window:
     """Kill a devstack component (etcd, kube-apiserver, ...) and start it again with the same argv.
 
-    Same ports, same data directory: etcd keeps its data, clients reconnect to
+    The argv is read from /proc before the kill, so cluster.json needs no
+    copy of it.  Same ports, same data directory: etcd keeps its data
+    (devstack's ``up`` wipes it only on a fresh start), clients reconnect to
     the same address.  The new pid is recorded in ``cluster.json`` so ``down``
     stops it.  Returns when the component was down (killed -> started again).
     Does not wait for readiness; see ``wait_apiserver_ready``.
