@@ -83,8 +83,8 @@ def table(outcomes: list[Outcome]) -> str:
     }
     lines = [
         "| fault | trials | violations (by invariant) | good v2: median s (added) | bad v3: median s (added) "
-        "| did not end / could not run |",
-        "|---|---:|---|---:|---:|---:|",
+        "| fault missed the rollout | did not end / could not run |",
+        "|---|---:|---|---:|---:|---:|---:|",
     ]
     for name, fault in FAULTS.items():
         mine = [o for o in outcomes if o.fault == name]
@@ -106,9 +106,10 @@ def table(outcomes: list[Outcome]) -> str:
             " (" + ", ".join(f"{kind} {count}" for kind, count in sorted(kinds.items())) + ")" if kinds else ""
         )
         unfinished = sum(1 for r in ran if r.seconds is None)
+        missed = sum(1 for r in ran if not r.notes.get("landed"))
         lines.append(
             f"| {fault.description} | {len(mine)} | {violations} | {cells[0]} | {cells[1]} "
-            f"| {unfinished} / {len(mine) - len(ran)} |"
+            f"| {missed} | {unfinished} / {len(mine) - len(ran)} |"
         )
     return "\n".join(lines)
 
@@ -140,7 +141,8 @@ def markdown(outcomes: list[Outcome], trials: int, seed: int, seconds: float) ->
         f"Summary (computed by the run): {len(outcomes)} trials, {violations} invariant violations "
         f"in {sum(1 for r in ran if r.violations)} trials, "
         f"{sum(1 for r in ran if r.seconds is None)} rollouts that did not end, "
-        f"{len(outcomes) - len(ran)} trials that could not run (target: 0 of each).",
+        f"{len(outcomes) - len(ran)} trials that could not run (target: 0 of each); "
+        f"{sum(1 for r in ran if not r.notes.get('landed'))} trials whose fault missed the rollout (it ended first).",
         "",
         f"`make bench-chaos` (`python -m devstack chaos --trials {trials} --seed {seed}`; devstack.bench_chaos, and "
         "devstack.chaos for the invariants): each trial rolls a release from v1 to v2 (good, must end Succeeded) "

@@ -148,7 +148,7 @@ class Trial:
 
 
 def _no_fault(trial: Trial) -> None:
-    trial.notes["fault"] = "none (baseline)"
+    trial.notes["landed"] = True
 
 
 def _sigkill(trial: Trial, kills: int = 3) -> None:
@@ -186,6 +186,7 @@ def _sigkill(trial: Trial, kills: int = 3) -> None:
         process.wait(timeout=10)
         operator.start()
     trial.notes["kills"] = moments
+    trial.notes["landed"] = len(moments) == kills
 
 
 def _kill_mid_pass(trial: Trial, process: Any, attempts: int = 8) -> float | None:
@@ -225,6 +226,7 @@ def _restart(component: str) -> Callable[[Trial], None]:
         down = chaos.restart_component(trial.env.state, component, down_for=trial.rng.uniform(2.0, 5.0))
         ready = chaos.wait_apiserver_ready(trial.env.state)
         trial.notes["down"] = down
+        trial.notes["landed"] = True
         trial.notes["unready_seconds"] = round(ready - down.start, 1)
         trial.notes["during"] = (trigger.view.phase, trigger.view.stage) if trigger.view else None
 
@@ -232,8 +234,8 @@ def _restart(component: str) -> Callable[[Trial], None]:
 
 
 def _prometheus_outage(trial: Trial) -> None:
-    """Stop Prometheus once the canary has a passing check; keep it down for inconclusiveLimit intervals and more."""
-    trigger = trial.watch.arm(1, lambda: None, when=lambda v: v.stage == "canary" and v.passed >= 1)
+    """Stop Prometheus as the canary starts (a bad model fails there fast); keep it down past inconclusiveLimit."""
+    trigger = trial.watch.arm(1, lambda: None, when=lambda v: v.stage == "canary")
     if not trial.watch.wait(trigger, ROLLOUT_TIMEOUT):
         return
     scenario.stop_prometheus(trial.env.cluster)
@@ -247,6 +249,7 @@ def _prometheus_outage(trial: Trial) -> None:
     outage = Window(stopped, restarting)
     trial.prometheus_down.append(outage)
     trial.notes["down"] = outage
+    trial.notes["landed"] = True
     trial.notes["paused"] = any(v.phase == "Paused" and stopped <= v.at <= restarting for v in trial.watch.views)
 
 
@@ -264,6 +267,7 @@ def _storm(trial: Trial) -> None:
     )
     storm.start().join()
     trial.notes["storm"] = (storm.writes, storm.errors, storm.window)
+    trial.notes["landed"] = True
 
 
 def _lease_steal(trial: Trial) -> None:
@@ -275,6 +279,7 @@ def _lease_steal(trial: Trial) -> None:
         return
     trial.notes["stolen_from"] = trial.leader.identity
     trial.notes["stolen_at"] = trigger.at
+    trial.notes["landed"] = True
     trial.notes["during"] = (trigger.view.phase, trigger.view.stage) if trigger.view else None
 
 
@@ -309,6 +314,7 @@ def _leader_sigstop(trial: Trial) -> None:
     finally:
         thawed = chaos.thaw(pid)
     trial.notes["frozen"] = leader.identity
+    trial.notes["landed"] = True
     trial.notes["frozen_seconds"] = round(thawed - frozen, 1)
     trial.notes["took_over_after"] = round(took_over - frozen, 1)
     trial.notes["thawed_at"] = thawed

@@ -65,6 +65,7 @@ def _logs(result: TrialResult, lines: int = 60) -> str:
 
 
 def _assert_invariants_held(result: TrialResult) -> None:
+    assert result.notes.get("landed"), f"the fault missed the rollout: {result.summary()}"
     assert result.seconds is not None, f"the rollout did not end: {result.summary()}\n{_logs(result)}"
     assert not result.violations, f"{result.summary()}\n{_logs(result)}"
 
