@@ -55,7 +55,7 @@ def _chaos(args: argparse.Namespace) -> int:
     from devstack import bench_chaos
 
     faults = [name for name in args.faults.split(",") if name] or None
-    return bench_chaos.main(args.trials, args.seed, faults, write=not args.no_write)
+    return bench_chaos.main(args.trials, args.seed, faults, write=not args.no_write, keep=args.keep)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -70,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     chaos.add_argument("--seed", type=int, default=20260101, help="seed of the first trial (default 20260101)")
     chaos.add_argument("--faults", default="", help="comma-separated subset of the faults (default: all)")
     chaos.add_argument("--no-write", action="store_true", help="print only; leave docs/benchmarks.md alone")
+    chaos.add_argument("--keep", action="store_true", help="keep the private devstack's directory (logs) afterwards")
     chaos.set_defaults(func=_chaos)
     from devstack import cluster
 

@@ -56,9 +56,13 @@ def plan(trials: int, seed: int, faults: list[str]) -> list[tuple[str, str, int]
     ]
 
 
-def run(trials: int, seed: int, faults: list[str], report: Callable[[Outcome], None]) -> list[Outcome]:
+def run(
+    trials: int, seed: int, faults: list[str], report: Callable[[Outcome], None], keep: bool = False
+) -> list[Outcome]:
     outcomes: list[Outcome] = []
-    with private_devstack() as env:
+    with private_devstack(keep=keep) as env:
+        if keep:
+            print(f"bench-chaos: keeping the devstack's logs and the operators' in {env.state.root}", flush=True)
         for fault, model, trial_seed in plan(trials, seed, faults):
             outcome: Outcome
             try:
@@ -174,7 +178,9 @@ def write_section(text: str, path: Path = DOCS) -> None:
     path.write_text(updated)
 
 
-def main(trials: int = 3, seed: int = 20260101, faults: list[str] | None = None, write: bool = True) -> int:
+def main(
+    trials: int = 3, seed: int = 20260101, faults: list[str] | None = None, write: bool = True, keep: bool = False
+) -> int:
     """Run the benchmark, print each trial and the table; exit status 1 if any invariant broke."""
     chosen = list(faults or FAULTS)
     unknown = sorted(set(chosen) - set(FAULTS))
@@ -185,7 +191,7 @@ def main(trials: int = 3, seed: int = 20260101, faults: list[str] | None = None,
     if "none" not in chosen:
         chosen.insert(0, "none")
     started = time.monotonic()
-    outcomes = run(trials, seed, chosen, lambda o: print(o.summary(), flush=True))
+    outcomes = run(trials, seed, chosen, lambda o: print(o.summary(), flush=True), keep=keep)
     text = markdown(outcomes, trials, seed, time.monotonic() - started)
     print()
     print(text)
