@@ -20,7 +20,7 @@ export MODELRELEASE_CACHE := $(CACHE)
 # code comes first for every command (and every process they start).
 export PYTHONPATH := $(CURDIR)/operator:$(CURDIR)$(if $(PYTHONPATH),:$(PYTHONPATH))
 
-.PHONY: help setup venv test test-unit test-integration test-e2e lint typecheck crds demo bench bench-judgment clean devstack-up devstack-down
+.PHONY: help setup venv test test-unit test-integration test-e2e lint typecheck crds demo bench bench-judgment bench-chaos clean devstack-up devstack-down
 
 help:
 	@echo "make demo        run a real rollout on a local cluster (v1 -> v2 promoted -> v3 rolled back)"
@@ -29,6 +29,7 @@ help:
 	@echo "make crds        regenerate crds/ from the pydantic models"
 	@echo "make bench       print benchmark numbers"
 	@echo "make bench-judgment  simulate the judges side by side; writes docs/benchmarks.md (a few minutes)"
+	@echo "make bench-chaos     chaos trials on a private devstack (CHAOS_TRIALS of each fault); violations, time added"
 
 $(VENV)/.installed:
 	$(PYTHON_BOOT) -m venv $(VENV)
@@ -75,6 +76,11 @@ bench: setup
 # Pure simulation (numpy): needs the venv, not the cluster.
 bench-judgment: venv
 	$(PY) -m devstack.bench_judgment
+
+# A private devstack of its own (restarts its API server and etcd); about a minute per trial.
+CHAOS_TRIALS ?= 3
+bench-chaos: setup
+	$(PY) -m devstack chaos --trials $(CHAOS_TRIALS)
 
 devstack-up: setup
 	$(PY) -m devstack up

@@ -1,4 +1,4 @@
-"""`python -m devstack setup|bench|up|down|status|env|logs`."""
+"""`python -m devstack setup|bench|chaos|up|down|status|env|logs`."""
 
 from __future__ import annotations
 
@@ -51,6 +51,13 @@ def _bench(args: argparse.Namespace) -> int:
     return bench.main(args.pods)
 
 
+def _chaos(args: argparse.Namespace) -> int:
+    from devstack import bench_chaos
+
+    faults = [name for name in args.faults.split(",") if name] or None
+    return bench_chaos.main(args.trials, args.seed, faults, write=not args.no_write, keep=args.keep)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m devstack", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -58,6 +65,13 @@ def main(argv: list[str] | None = None) -> int:
     bench = sub.add_parser("bench", help="time a throwaway devstack: up, kwok scale, down")
     bench.add_argument("--pods", type=int, default=300, help="fake pods to run on kwok nodes (default 300)")
     bench.set_defaults(func=_bench)
+    chaos = sub.add_parser("chaos", help="chaos trials on a private devstack: invariant violations, time added")
+    chaos.add_argument("--trials", type=int, default=3, help="trials of each fault, models alternating (default 3)")
+    chaos.add_argument("--seed", type=int, default=20260101, help="seed of the first trial (default 20260101)")
+    chaos.add_argument("--faults", default="", help="comma-separated subset of the faults (default: all)")
+    chaos.add_argument("--no-write", action="store_true", help="print only; leave docs/benchmarks.md alone")
+    chaos.add_argument("--keep", action="store_true", help="keep the private devstack's directory (logs) afterwards")
+    chaos.set_defaults(func=_chaos)
     from devstack import cluster
 
     cluster.add_commands(sub)

@@ -31,7 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from devstack import build, kubeconfig, pki, processes
+from devstack import audit, build, kubeconfig, pki, processes
 from devstack.state import ClusterRecord, StateDir, default_state_dir
 
 # 127.255/16 is outside the pod runner's per-session 127.1-254.x.x claims; services get its lower half,
@@ -40,7 +40,7 @@ SERVICE_CIDR = "127.255.0.0/17"
 SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc.cluster.local"
 POD_RUNNER_NODE = "devstack-node"
 READY_TIMEOUT = 120.0
-CONFIG_REVISION = 2
+CONFIG_REVISION = 3
 # Stopped in reverse: whatever depends on the API server goes first, etcd last.
 START_ORDER = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "podrunner", "prometheus", "kwok")
 CONTROLLERS = [
@@ -150,6 +150,8 @@ def _apiserver_argv(state: StateDir, ports: Ports, certs: pki.PKI) -> list[str]:
         "--allow-privileged=true",
         "--profiling=false",
         "--v=1",
+        # Who wrote what, and what each Lease said: the chaos trials' evidence (devstack.audit).
+        *audit.apiserver_args(state.root, state.logs),
     ]
 
 

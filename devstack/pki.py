@@ -143,14 +143,7 @@ def ensure(directory: Path, service_ip: str) -> PKI:
         )
         names_file.write_text(names)
     for who in CLIENTS:
-        if not pki.client_cert(who).exists():
-            _leaf(
-                pki,
-                pki.client_cert(who),
-                pki.client_key(who),
-                _subject(who.user, who.groups),
-                ["extendedKeyUsage=clientAuth"],
-            )
+        ensure_client(pki, who)
     if not pki.service_account_key.exists():
         tmp = pki.service_account_key.with_suffix(".tmp")
         _openssl("ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", str(tmp))
@@ -158,3 +151,15 @@ def ensure(directory: Path, service_ip: str) -> PKI:
         _openssl("ec", "-in", str(tmp), "-pubout", "-out", str(pki.service_account_pub))
         tmp.rename(pki.service_account_key)
     return pki
+
+
+def ensure_client(pki: PKI, who: ClientIdentity) -> None:
+    """A client certificate for ``who`` signed by the devstack CA, unless one exists (another user name, say)."""
+    if not pki.client_cert(who).exists():
+        _leaf(
+            pki,
+            pki.client_cert(who),
+            pki.client_key(who),
+            _subject(who.user, who.groups),
+            ["extendedKeyUsage=clientAuth"],
+        )

@@ -48,11 +48,16 @@ def install_crd(cluster: Cluster, timeout: float = 60.0) -> None:
         found = cluster.kubectl("get", f"crd/{CRD_NAME}", "-o", "json", check=False)
         if found.returncode != 0:
             return None
-        conditions: list[dict[str, Any]] = json.loads(found.stdout).get("status", {}).get("conditions", [])
-        ok = any(c.get("type") == "Established" and c.get("status") == "True" for c in conditions)
-        return conditions if ok else None
+        return crd_established(json.loads(found.stdout))
 
     wait_for(established, timeout, interval=0.3, message=f"CRD {CRD_NAME} Established")
+
+
+def crd_established(crd: dict[str, Any]) -> list[dict[str, Any]] | None:
+    """The CRD's conditions once ``Established`` is True, else None (a CRD just created has ``conditions: null``)."""
+    conditions: list[dict[str, Any]] = (crd.get("status") or {}).get("conditions") or []
+    ok = any(c.get("type") == "Established" and c.get("status") == "True" for c in conditions)
+    return conditions if ok else None
 
 
 def apply_golden_set(cluster: Cluster, namespace: str) -> None:
@@ -89,6 +94,7 @@ class OperatorProcess:
     metrics_port: int = field(default_factory=processes.free_port)
     prometheus_address: str | None = None
     lease_namespace: str = "default"
+    lease_duration: float | None = None
     log_format: str = "text"
     extra_args: tuple[str, ...] = ()
     """More ``modelrelease run`` flags, e.g. the release policy's ``--allowed-image``."""
@@ -113,6 +119,7 @@ class OperatorProcess:
             f"--identity={self.identity}",
             f"--lease-name={self.lease_name}",
             f"--lease-namespace={self.lease_namespace}",
+            *([f"--lease-duration={self.lease_duration:g}"] if self.lease_duration else []),
             f"--log-format={self.log_format}",
             *self.extra_args,
         ]

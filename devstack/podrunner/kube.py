@@ -98,7 +98,11 @@ class Kube:
             if response.status != 200:
                 raise ApiError(response.status, await response.text())
             while True:
-                line = await response.content.readline()
+                try:
+                    line = await response.content.readline()
+                except (aiohttp.ClientError, OSError, TimeoutError) as error:
+                    # The API server went away mid-stream (a restart): the caller's loop relists.
+                    raise ApiError(0, f"watch {path}: {error!r}") from error
                 if not line:
                     return
                 if line.strip():
