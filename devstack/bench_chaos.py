@@ -17,17 +17,14 @@ from __future__ import annotations
 
 import os
 import platform
-import re
 import statistics
 import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
+from devstack.benchdoc import DOCS, write_section
 from devstack.chaos_trials import FAULTS, MODELS, TrialResult, private_devstack, run_trial
-
-DOCS = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 
 
 @dataclass(frozen=True)
@@ -165,17 +162,6 @@ def markdown(outcomes: list[Outcome], trials: int, seed: int, seconds: float) ->
     if found:
         lines += ["First evidence per fault and invariant:", "", *found, ""]
     return "\n".join(lines)
-
-
-def write_section(text: str, path: Path = DOCS) -> None:
-    """Replace the "## Chaos" section of docs/benchmarks.md (or add it), keeping every other section."""
-    existing = path.read_text() if path.exists() else "# Benchmarks\n\nNumbers measured on this project's machines.\n"
-    pattern = re.compile(r"^## Chaos\n.*?(?=^## |\Z)", re.MULTILINE | re.DOTALL)
-    if pattern.search(existing):
-        updated = pattern.sub(lambda _: text.rstrip("\n") + "\n\n", existing).rstrip("\n") + "\n"
-    else:
-        updated = existing.rstrip("\n") + "\n\n" + text.rstrip("\n") + "\n"
-    path.write_text(updated)
 
 
 def main(

@@ -45,7 +45,6 @@ import argparse
 import math
 import os
 import platform
-import re
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -56,6 +55,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.special import log_ndtr
 
+from devstack.benchdoc import DOCS, write_section
 from modelrelease.analysis.judge import judge as todays_judge
 from modelrelease.analysis.provider import Measurement
 from modelrelease.analysis.sequential import MIN_EVENTS, TAU_SCALE, Counts, against_bound, against_stable, split_alpha
@@ -75,7 +75,6 @@ MIN_CHECKS_TODAY = 3
 FLAGGER_FAILED_CHECKS = 5
 ARGO_FAILURE_LIMIT = 2  # Argo Rollouts fails the analysis when failures > failureLimit
 TUNING_FLOOR = 0.0025
-DOCS = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 
 
 @dataclass(frozen=True)
@@ -780,17 +779,6 @@ def report(runs: int, seed: int, progress: Callable[[str], None]) -> str:
         "",
     ]
     return "\n".join(text)
-
-
-def write_section(markdown: str, path: Path = DOCS) -> None:
-    """Replace the "## Judgment" section of docs/benchmarks.md (or add it), keeping every other section."""
-    existing = path.read_text() if path.exists() else "# Benchmarks\n\nNumbers measured on this project's machines.\n"
-    pattern = re.compile(r"^## Judgment\n.*?(?=^## |\Z)", re.MULTILINE | re.DOTALL)
-    if pattern.search(existing):
-        updated = pattern.sub(lambda _: markdown.rstrip("\n") + "\n\n", existing).rstrip("\n") + "\n"
-    else:
-        updated = existing.rstrip("\n") + "\n\n" + markdown.rstrip("\n") + "\n"
-    path.write_text(updated)
 
 
 def main(argv: list[str] | None = None) -> int:

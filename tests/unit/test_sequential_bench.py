@@ -8,7 +8,8 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from devstack.bench_judgment import METRICS, _operators_verdict, ours_bound, write_section
+from devstack.bench_judgment import METRICS, _operators_verdict, ours_bound
+from devstack.benchdoc import write_section
 
 
 @settings(max_examples=300, deadline=None, derandomize=True, database=None)
