@@ -75,6 +75,11 @@ def _median(values: list[float]) -> float | None:
     return statistics.median(values) if values else None
 
 
+def _spread(results: list[TrialResult], model: str) -> str:
+    times = [r.seconds for r in results if r.fault == "none" and r.model == model and r.seconds is not None]
+    return f"{min(times):.1f}-{max(times):.1f}" if times else "-"
+
+
 def table(outcomes: list[Outcome]) -> str:
     """Markdown: per fault, trials, violations, median rollout seconds per model and what the fault added."""
     results = [o for o in outcomes if isinstance(o, TrialResult)]
@@ -132,10 +137,10 @@ def evidence(outcomes: list[Outcome]) -> list[str]:
     return found
 
 
-def markdown(outcomes: list[Outcome], trials: int, seed: int, seconds: float) -> str:
+def markdown(outcomes: list[Outcome], trials: int, seed: int, seconds: float, load: float | None = None) -> str:
     ran = [o for o in outcomes if isinstance(o, TrialResult)]
     violations = sum(len(r.violations) for r in ran)
-    load = os.getloadavg()[0]
+    load = os.getloadavg()[0] if load is None else load
     lines = [
         "## Chaos",
         "",
@@ -153,7 +158,9 @@ def markdown(outcomes: list[Outcome], trials: int, seed: int, seconds: float) ->
         f"(shared; load average {load:.1f} at the end), Python {platform.python_version()}.",
         "",
         "Rollout seconds: from `spec.model.version` set to the verdict seen, median per model; in brackets what "
-        "the fault added to the no-fault baseline's median.",
+        f"the fault added to the no-fault baseline's median. The baselines ranged {_spread(ran, 'good')} s (good) "
+        f"and {_spread(ran, 'bad')} s (bad) in this run: an added time inside that spread is noise of the shared "
+        "machine, not the fault.",
         "",
         table(outcomes),
         "",
