@@ -53,7 +53,14 @@ from modelrelease.engine import (
 from modelrelease.engine.clock import format_time
 from modelrelease.engine.conditions import find_condition, set_condition
 from modelrelease.engine.phases import ACTIVE_PHASES
-from modelrelease.kube.client import Kube, Manifest, OwnershipConflict, StatusConflict, describe_api_error
+from modelrelease.kube.client import (
+    Kube,
+    Manifest,
+    OwnershipConflict,
+    ReleaseGone,
+    StatusConflict,
+    describe_api_error,
+)
 from modelrelease.kube.fencing import LeadershipLost
 from modelrelease.logs import set_rollout
 from modelrelease.measure import Analyzer, smoke_test
@@ -125,6 +132,10 @@ async def reconcile(ctx: OperatorContext, namespace: str, name: str) -> PassOutc
         outcome = "conflict"
         log.info("status changed during the pass; deciding again from fresh data")
         return PassOutcome(phase=None, next_in=CONFLICT_RETRY)
+    except ReleaseGone as gone:
+        outcome = "gone"  # its DELETED event stops the release's task; owner references remove its objects
+        log.info("%s", gone)
+        return PassOutcome(phase=None, next_in=None)
     except LeadershipLost as lost:
         outcome = "fenced"  # stop here, no retry: the scheduler wakes every release once this replica leads again
         log.warning("pass stopped before writing: %s", lost)

@@ -94,7 +94,7 @@ def test_a_kube_that_may_not_write_changes_nothing_and_posts_no_event(
                 "patch_status": lambda: kube.patch_status(
                     namespace, "digits", release["metadata"]["resourceVersion"], {"phase": "Failed"}
                 ),
-                "remove_annotations": lambda: kube.remove_annotations(namespace, "digits", [ABORT]),
+                "remove_annotations": lambda: kube.remove_annotations(namespace, "digits", {ABORT: "now"}),
                 "event": lambda: kube.event(release, "Warning", "Fenced", "a replica without the Lease posted this"),
                 "delete_deployment": lambda: kube.delete_deployment(namespace, "web"),
                 "delete_config_map": lambda: kube.delete_config_map(namespace, "settings"),

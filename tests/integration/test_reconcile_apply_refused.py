@@ -1,4 +1,4 @@
-"""Objects the API server refuses: a condition and one event, a slow retry, and recovery once the release is fixed.
+"""Passes the API server cuts short: objects it refuses (a condition, one event, a slow retry), a release it deleted.
 
 The API server accepts any ``podTemplate`` the CRD's schema allows, but the
 Deployment built from it can still be refused (``restartPolicy: Never`` is
@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from reconcile_passes import PARKED, exists, manifest, run_pass
+from reconcile_passes import PARKED, exists, manifest, run_pass, written_after
 
 from devstack import scenario
 from devstack.scenario import Release
@@ -54,3 +54,16 @@ def test_a_deployment_the_api_server_refuses_gives_a_condition_one_event_and_a_s
     failed = condition(release, "ApplyFailed")
     assert failed is not None and failed["status"] == "False"
     assert exists(cluster, "deployment", f"{release.name}-v1", release.namespace)
+
+
+def test_a_release_deleted_during_a_pass_ends_the_pass_quietly(cluster: Cluster, release: Release) -> None:
+    # The fuzz saw this as a traceback on every deletion: the status write of a pass that began before it got a 404.
+    release.apply(manifest(release.name, release.namespace, version=1))
+
+    def delete() -> None:
+        cluster.kubectl("delete", "modelrelease", release.name, "-n", release.namespace, "--wait=true")
+
+    outcome = run_pass(cluster, release, kube_type=written_after("get_release", delete))
+
+    assert outcome.next_in is None and outcome.phase is None
+    assert not exists(cluster, "modelrelease", release.name, release.namespace)

@@ -104,6 +104,10 @@ def _applies_replicas(live: Any) -> bool:
     return False
 
 
+class ReleaseGone(Exception):
+    """The release was deleted while a pass was working on it: nothing is left to write status to."""
+
+
 class Kube:
     """The operator's handful of API calls, behind one object handlers can share."""
 
@@ -275,6 +279,8 @@ class Kube:
         except ApiException as error:
             if error.status == 409:
                 raise StatusConflict(f"{namespace}/{name} changed since resourceVersion {resource_version}") from error
+            if error.status == 404:
+                raise ReleaseGone(f"{namespace}/{name} was deleted during the pass") from error
             raise
         return str(result["metadata"]["resourceVersion"])
 
