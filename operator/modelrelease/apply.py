@@ -3,8 +3,10 @@
 Order: per-version ConfigMaps and Deployments first (a Deployment mounts its
 ConfigMap), then the role Services, then the route, then scale-downs and
 deletions last, so traffic has moved off a version before its pods go.
-Events and consumed requests are one-off and go last: they describe what
-was just done.
+Consumed requests are one-off and go last: a request is removed only once
+what it asked for was applied.  Events are not applied here: they record the
+decision, which is committed when the status is written, so the pass posts
+them right after that write (``post_events``), before any apply can fail.
 
 The candidate's replica count is the router's business (``RoutePlan``): the
 replicas router needs a number of pods to make a weight, a mesh router only
@@ -37,6 +39,8 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from kubernetes_asyncio.client.exceptions import ApiException
+
 from modelrelease.api.spec import ModelReleaseSpec
 from modelrelease.engine.actions import (
     Action,
@@ -48,7 +52,7 @@ from modelrelease.engine.actions import (
     ScaleToZero,
     SetRoute,
 )
-from modelrelease.kube.client import Kube, Manifest
+from modelrelease.kube.client import Kube, Manifest, describe_api_error
 from modelrelease.kube.manifests import (
     Owner,
     build_config_map,
@@ -103,6 +107,23 @@ async def _nothing() -> set[str]:
     return set()
 
 
+async def post_events(kube: Kube, release: Manifest, actions: Sequence[Action]) -> None:
+    """Post the decision's events; an event the API server refuses is logged, never a reason to stop acting.
+
+    Called right after the status write: a rollback whose scale-down or
+    route change then fails (and is retried by the next pass, which sees
+    the status already rolled back and emits nothing new) still tells the
+    user why it rolled back.
+    """
+    for action in actions:
+        if isinstance(action, EmitEvent):
+            log.info("%s: %s", action.reason, action.message)
+            try:
+                await kube.event(release, action.type, action.reason, action.message)
+            except ApiException as error:
+                log.warning("event %s not posted: %s", action.reason, describe_api_error(error))
+
+
 async def apply_actions(
     kube: Kube,
     router: Router,
@@ -153,7 +174,3 @@ async def apply_actions(
     kept = await kube.remove_annotations(namespace, name, consumed)
     if kept:
         log.info("requests re-written since they were read, left for the next pass: %s", ", ".join(kept))
-    for action in actions:
-        if isinstance(action, EmitEvent):
-            log.info("%s: %s", action.reason, action.message)
-            await kube.event(release, action.type, action.reason, action.message)

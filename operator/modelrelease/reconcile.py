@@ -5,8 +5,10 @@ the one conflict-checked write (it carries the resourceVersion the pass
 read).  If another writer got there first the pass stops before touching
 anything, and the next pass decides again from fresh data; the actions are
 desired state recomputed from status every pass, so a crash after the
-status write is repaired by the next pass.  One-off actions (events,
-consumed requests) are lost in that crash, never duplicated.  The patch is
+status write is repaired by the next pass.  The decision's events are
+posted right after the status write, before any apply that could fail; a
+crash between the two loses them, never duplicates them.  Consumed requests
+are removed last, once what they asked for was applied.  The patch is
 sent on every pass that goes on to apply anything, even when the status did
 not change: then it carries only the precondition, which the API server
 checks without writing anything (an unchanged release makes no write).
@@ -40,7 +42,7 @@ from pydantic import ValidationError
 from modelrelease.api import InvalidRelease, ModelReleaseSpec, ModelReleaseStatus, Phase, parse_release
 from modelrelease.api.duration import parse_duration
 from modelrelease.api.status import Condition
-from modelrelease.apply import RouteIntent, apply_actions, route_intent
+from modelrelease.apply import RouteIntent, apply_actions, post_events, route_intent
 from modelrelease.engine import (
     Decision,
     EngineSettings,
@@ -182,6 +184,7 @@ async def _reconcile(ctx: OperatorContext, namespace: str, name: str) -> PassOut
     # Conflict-checked on every pass that acts: the status when it changed, else the precondition alone.
     body = new_status.model_dump(by_alias=True, mode="json") if new_status != status else None
     resource_version = await kube.patch_status(namespace, name, metadata["resourceVersion"], body)
+    await post_events(kube, release, decision.actions)
     _count(status, new_status, decision)
     set_rollout(
         new_status.candidate_version or new_status.stable_version, new_status.stage.name if new_status.stage else None

@@ -16,7 +16,7 @@ PROMOTION_STAGES = [
     {"name": "smoke", "smoke": {"goldenSet": {"configMap": "digits-golden"}, "minAccuracy": 0.9}},
     {"name": "shadow", "mirror": 100, "duration": "3s", "minChecks": 1},
     {"name": "canary-25", "weight": 25, "duration": "8s"},
-    # Three more pods must start and load first; the stage's clock runs from its entry.
+    # Three more pods must start and load first; the stage's 15 s count from when the router reports 50%.
     {"name": "canary-50", "weight": 50, "duration": "15s"},
     {"name": "full", "weight": 100, "minChecks": 1},
 ]

@@ -15,7 +15,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.cluster, pytest.mark.timeout(300)]
 
 INTERVAL_SECONDS = 2.0
 FAILURE_LIMIT = 2
-SCRAPE_SECONDS = 1.0
 
 
 def _smoke(min_accuracy: float) -> dict[str, Any]:
@@ -46,12 +45,15 @@ def test_worse_model_is_rolled_back_on_accuracy_within_the_failure_limit(
         f"\ntime to rollback: {time_to_rollback:.1f}s = {time_to_rollback / INTERVAL_SECONDS:.1f} analysis intervals; "
         f"operator RSS {operator_process.rss_mb():.0f} MB"
     )
-    budget = FAILURE_LIMIT * INTERVAL_SECONDS + 5 * SCRAPE_SECONDS + INTERVAL_SECONDS
-    assert time_to_rollback <= budget, f"rolled back after {time_to_rollback:.1f}s, budget {budget}s"
+    # Counted, not timed (the time depends on the machine's load; it is printed above): the
+    # rollback came from the failure limit, not from a later stage or a timeout.
     assert status["stableVersion"] == 2 and status.get("candidateVersion") is None
     failed = [e for e in releases.events() if e.get("reason") == "AnalysisFailed"]
     assert failed, f"no AnalysisFailed event: {releases.event_reasons()}"
     message = failed[-1]["message"]
+    assert f"{FAILURE_LIMIT} failed checks (limit {FAILURE_LIMIT})" in message, message
+    rolled_back = [h for h in status["history"] if h["version"] == 3][-1]
+    assert (rolled_back["stage"], rolled_back["reason"]) == ("canary", "AnalysisFailed"), rolled_back
     assert re.search(r"accuracy candidate [0-9.]+ baseline [0-9.]+", message), message
     wait_for(lambda: (releases.deployment(3) or {}).get("spec", {}).get("replicas") == 0, 30, message="v3 at zero")
     assert 'modelrelease_rollbacks_total{reason="AnalysisFailed"}' in operator_process.metrics()

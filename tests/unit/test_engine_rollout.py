@@ -18,6 +18,7 @@ from modelrelease.engine import (
     decide,
 )
 from modelrelease.engine.actions import EnsureDeployment
+from modelrelease.engine.clock import format_time
 
 TRAFFIC_ONLY = [{"name": "canary", "weight": 20, "duration": "2m"}, {"name": "full", "weight": 100}]
 
@@ -138,6 +139,13 @@ def test_stage_waits_until_the_router_reaches_the_weight() -> None:
     world.route_follows = True
     world.step()
     world.step()
+    reached = world.status.stage
+    assert reached is not None and reached.name == "canary" and reached.reached_at == format_time(world.now)
+    # Five minutes passed while the router lagged; the stage's two minutes are spent at its weight.
+    world.step(60)
+    assert world.status.stage is not None and world.status.stage.name == "canary"
+    assert "stage time until 2026-01-01T00:08:00Z" in world.status.message
+    world.step(60)
     assert world.status.stage is not None and world.status.stage.name == "full"
 
 
@@ -150,6 +158,9 @@ def test_the_router_verdict_on_reaching_the_weight_is_trusted() -> None:
     assert world.status.stage is not None and world.status.stage.name == "canary"
     world.route_reached = True
     world.step()
+    assert world.status.stage is not None and world.status.stage.name == "canary", "its 2 minutes start now"
+    for _ in range(4):
+        world.step()
     # Canary completes; the full stage needs no checks (nothing to compare with), so it promotes.
     assert [entry.outcome for entry in world.status.history[-3:]] == ["StageCompleted", "StageCompleted", "Promoted"]
     assert world.status.stable_version == 2

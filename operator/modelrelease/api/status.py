@@ -36,6 +36,13 @@ class StageStatus(ApiModel):
     actual_weight: int = Field(default=0, ge=0, le=100, description="Weight the router reports as achieved.")
     mirror: int = Field(default=0, ge=0, le=100)
     entered_at: str | None = None
+    reached_at: str | None = Field(
+        default=None,
+        description=(
+            "When the router first reported the stage's weight and mirror; the stage's duration counts from "
+            "here, so a stage whose pods are slow to start still runs its full time at its weight."
+        ),
+    )
     approved: bool = Field(default=False, description="An approve request for this stage was received.")
     smoke_passed: bool = Field(default=False, description="The stage's smoke test passed; its traffic may start.")
     smoke_inconclusive: int = Field(

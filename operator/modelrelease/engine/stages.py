@@ -59,6 +59,8 @@ def advance_candidate(ctx: Pass) -> None:
     if stage.smoke is not None and not _smoke_passed(ctx, version, stage):
         return
     _observe_route(ctx)
+    if has_traffic(stage):
+        _stamp_weight_reached(ctx, stage)
     if has_traffic(stage) and _analyse(ctx, version, stage):
         return
     _try_complete(ctx, version, stage)
@@ -184,6 +186,22 @@ def _observe_route(ctx: Pass) -> None:
         ctx.status.stage.actual_weight = min(100, max(0, route.weight)) if route is not None else 0
 
 
+def _stamp_weight_reached(ctx: Pass, stage: Stage) -> None:
+    """Stamp ``reachedAt`` the first time the router reports the stage's weight: the stage's clock starts there.
+
+    Like an Argo Rollouts ``setWeight`` step, a stage's duration is spent at its
+    weight: a stage whose new pods take longer to start than its duration (a
+    busy node, a large model) would otherwise end the moment its weight is
+    reached, its time spent at a smaller one.  Checks still run from the
+    stage's entry: counts at a smaller weight are evidence all the same.
+    Stamped once per stage, so a pass that changes nothing writes nothing.
+    """
+    status_stage = ctx.status.stage
+    assert status_stage is not None
+    if status_stage.reached_at is None and _route_reached(ctx, stage):
+        status_stage.reached_at = ctx.stamp
+
+
 def _route_reached(ctx: Pass, stage: Stage) -> bool:
     route = ctx.observations.route
     if route is None:
@@ -239,16 +257,18 @@ def _missing_for_completion(ctx: Pass, stage: Stage) -> list[str]:
     status = ctx.status
     assert status.stage is not None
     missing: list[str] = []
+    # A stage with traffic runs its time at its weight (``_traffic_started``); one without, from its entry.
+    clock_start = status.stage.reached_at if has_traffic(stage) else status.stage.entered_at
     if stage.duration:
-        elapsed = elapsed_since(status.stage.entered_at, ctx.now)
+        elapsed = elapsed_since(clock_start, ctx.now)
         remaining = parse_duration(stage.duration) - elapsed if elapsed is not None else None
         if remaining is None or remaining.total_seconds() > 0:
             # The end time, not the time left: the message then stays the same for
             # the whole stage and a pass that changes nothing writes no status.
-            if remaining is None or status.stage.entered_at is None:
+            if remaining is None or clock_start is None:
                 missing.append(f"{stage.duration} of stage time")
             else:
-                ends = parse_time(status.stage.entered_at) + parse_duration(stage.duration)
+                ends = parse_time(clock_start) + parse_duration(stage.duration)
                 missing.append(f"stage time until {format_time(ends)}")
     if has_traffic(stage):
         required = required_checks(ctx, stage)
