@@ -226,29 +226,48 @@ def fresh_namespace(handle: Cluster, test_name: str, timeout: float = 30.0) -> I
         handle.kubectl("delete", "namespace", name, "--wait=false", "--ignore-not-found", check=False)
 
 
-@contextlib.contextmanager
-def recording_prometheus() -> Iterator[RecordedRequests]:
-    """A real HTTP listener on 127.0.0.1 that records every request and answers each like a Prometheus query (1).
+PROMETHEUS_ONE = json.dumps(
+    {"status": "success", "data": {"resultType": "vector", "result": [{"metric": {}, "value": [0, "1"]}]}}
+).encode()
+"""A Prometheus query answer whose value is 1."""
 
-    Stands where a release points ``spec.analysis.prometheus.address`` in the
-    SSRF tests: what it recorded is exactly what reached it.
+
+@dataclass
+class RecordedRequests:
+    """A canned HTTP server's address, the answer it gives, and the path of every request it received, in order.
+
+    Set ``status``, ``body`` and ``content_type`` at any time: every later request gets them.
+    """
+
+    address: str = ""
+    paths: list[str] = field(default_factory=list)
+    status: int = 200
+    body: bytes = PROMETHEUS_ONE
+    content_type: str = "application/json"
+
+
+@contextlib.contextmanager
+def canned_http_server(name: str = "canned-http") -> Iterator[RecordedRequests]:
+    """A real HTTP listener on 127.0.0.1 that records every request and answers each with the same canned answer.
+
+    Stands where a release points ``spec.analysis.prometheus.address``: in the
+    SSRF tests what it recorded is exactly what reached it; in the tests of
+    unusable answers it is the proxy or broken Prometheus that answers 200
+    without data, or an error page of any size.
     """
     import threading
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
     recorded = RecordedRequests()
-    answer = json.dumps(
-        {"status": "success", "data": {"resultType": "vector", "result": [{"metric": {}, "value": [0, "1"]}]}}
-    ).encode()
 
     class Handler(BaseHTTPRequestHandler):
         def _answer(self) -> None:
             recorded.paths.append(self.path)
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(answer)))
+            self.send_response(recorded.status)
+            self.send_header("Content-Type", recorded.content_type)
+            self.send_header("Content-Length", str(len(recorded.body)))
             self.end_headers()
-            self.wfile.write(answer)
+            self.wfile.write(recorded.body)
 
         do_GET = do_POST = _answer
 
@@ -257,7 +276,7 @@ def recording_prometheus() -> Iterator[RecordedRequests]:
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     recorded.address = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, name="recording-prometheus", daemon=True)
+    thread = threading.Thread(target=server.serve_forever, name=name, daemon=True)
     thread.start()
     try:
         yield recorded
@@ -267,9 +286,6 @@ def recording_prometheus() -> Iterator[RecordedRequests]:
         thread.join(timeout=5)
 
 
-@dataclass
-class RecordedRequests:
-    """``recording_prometheus``'s address and the path of every request it received, in order."""
-
-    address: str = ""
-    paths: list[str] = field(default_factory=list)
+def recording_prometheus() -> contextlib.AbstractContextManager[RecordedRequests]:
+    """A canned HTTP server that answers every request like a Prometheus query whose value is 1."""
+    return canned_http_server("recording-prometheus")

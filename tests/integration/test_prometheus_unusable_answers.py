@@ -10,14 +10,13 @@ answers those bodies; a real Prometheus gives a real, long refusal.
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
 from devstack import prometheus
+from devstack.testing import RecordedRequests, canned_http_server
 from modelrelease.analysis import AnalysisContext, PrometheusProvider, Unmeasured, evaluate
 from modelrelease.analysis.prometheus import MESSAGE_LIMIT
 from modelrelease.api.spec import MetricSpec
@@ -28,39 +27,10 @@ CONTEXT = AnalysisContext(
 )
 
 
-class Answers(ThreadingHTTPServer):
-    """Answers every request with ``status`` and ``body``, whatever was asked."""
-
-    status = 200
-    body = b""
-    content_type = "application/json"
-
-
-class AnswerHandler(BaseHTTPRequestHandler):
-    server: Answers
-
-    def do_GET(self) -> None:
-        self.send_response(self.server.status)
-        self.send_header("Content-Type", self.server.content_type)
-        self.send_header("Content-Length", str(len(self.server.body)))
-        self.end_headers()
-        self.wfile.write(self.server.body)
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
 @pytest.fixture(scope="module")
-def answers() -> Iterator[Answers]:
-    server = Answers(("127.0.0.1", 0), AnswerHandler)
-    thread = threading.Thread(target=server.serve_forever, name="prometheus-lookalike", daemon=True)
-    thread.start()
-    try:
+def answers() -> Iterator[RecordedRequests]:
+    with canned_http_server("prometheus-lookalike") as server:
         yield server
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
 
 
 def check(address: str, metric: MetricSpec = ERROR_RATE) -> tuple[str, str]:
@@ -69,37 +39,33 @@ def check(address: str, metric: MetricSpec = ERROR_RATE) -> tuple[str, str]:
     return result.verdict, result.message
 
 
-def url(server: Answers) -> str:
-    return f"http://127.0.0.1:{server.server_address[1]}"
-
-
 @pytest.mark.parametrize(
     "body",
     [b'{"status": "success"}', b'{"status": "success", "data": {}}', b'{"data": null}', b"[]"],
     ids=["no-data", "no-result", "null-data", "a-list"],
 )
-def test_a_200_answer_without_data_result_is_inconclusive(answers: Answers, body: bytes) -> None:
+def test_a_200_answer_without_data_result_is_inconclusive(answers: RecordedRequests, body: bytes) -> None:
     answers.status, answers.body, answers.content_type = 200, body, "application/json"
-    verdict, message = check(url(answers))
+    verdict, message = check(answers.address)
     assert verdict == "inconclusive"
     assert "without data.result" in message
 
 
-def test_a_200_answer_that_is_not_json_is_inconclusive(answers: Answers) -> None:
+def test_a_200_answer_that_is_not_json_is_inconclusive(answers: RecordedRequests) -> None:
     answers.status, answers.body, answers.content_type = 200, b"<html>login</html>", "text/html"
-    verdict, message = check(url(answers))
+    verdict, message = check(answers.address)
     assert verdict == "inconclusive"
     assert "unreadable" in message
 
 
-def test_a_huge_error_page_is_cut_to_the_message_limit(answers: Answers) -> None:
+def test_a_huge_error_page_is_cut_to_the_message_limit(answers: RecordedRequests) -> None:
     answers.status, answers.body, answers.content_type = 500, b"<p>" + b"x" * 200_000 + b"</p>", "text/html"
-    provider = PrometheusProvider(url(answers))
+    provider = PrometheusProvider(answers.address)
     observation = asyncio.run(provider.measure(ERROR_RATE, CONTEXT.values_for(2)))
     assert isinstance(observation, Unmeasured)
     assert "HTTP Status Code 500" in observation.reason
     assert len(observation.reason) <= MESSAGE_LIMIT
-    verdict, message = check(url(answers))
+    verdict, message = check(answers.address)
     assert verdict == "inconclusive"
     assert len(message) <= 2 * MESSAGE_LIMIT  # candidate and baseline reasons at most
 
