@@ -70,23 +70,14 @@ ACCURACY = {
 
 
 def manifest(namespace: str, version: int, name: str = "digits") -> dict[str, Any]:
-    return {
-        "apiVersion": "modelrelease.io/v1alpha1",
-        "kind": "ModelRelease",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": {
-            "model": {"name": "digits", "basePath": "/models/digits", "version": version},
-            "serving": {"image": "tensorflow/serving:2.18.0", "replicas": CAPACITY},
-            "stages": STAGES,
-            "analysis": {
-                "interval": f"{INTERVAL_SECONDS}s",
-                "failureLimit": 2,
-                "inconclusiveLimit": INCONCLUSIVE_LIMIT,
-                "minChecks": 2,
-                "metrics": [ACCURACY],
-            },
-        },
+    analysis = {
+        "interval": f"{INTERVAL_SECONDS}s",
+        "failureLimit": 2,
+        "inconclusiveLimit": INCONCLUSIVE_LIMIT,
+        "minChecks": 2,
+        "metrics": [ACCURACY],
     }
+    return scenario.digits_release(name, namespace, version, CAPACITY, stages=STAGES, analysis=analysis)
 
 
 # ---- the private devstack ----------------------------------------------------------------------------------------

@@ -263,6 +263,25 @@ class Release:
         return json.loads(result.stdout) if result.returncode == 0 else None
 
 
+def digits_release(name: str, namespace: str, version: int, replicas: int, **spec: Any) -> dict[str, Any]:
+    """A ModelRelease of the digits model (``/models/digits``, the devstack model server image) with ``spec`` added.
+
+    The one place the tests, the chaos trials and the demo spell the parts
+    of a release they never vary; each passes its own stages and analysis.
+    """
+    serving: dict[str, Any] = {"image": "tensorflow/serving:2.18.0", "replicas": replicas, **spec.pop("serving", {})}
+    return {
+        "apiVersion": "modelrelease.io/v1alpha1",
+        "kind": "ModelRelease",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "model": {"name": "digits", "basePath": "/models/digits", "version": version},
+            "serving": serving,
+            **spec,
+        },
+    }
+
+
 def load_manifest(path: Path, version: int) -> dict[str, Any]:
     """A ModelRelease manifest from a file, with ``spec.model.version`` set (what a Git commit would change)."""
     manifest: dict[str, Any] = yaml.safe_load(path.read_text())

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from devstack.scenario import OperatorProcess, Release
+from devstack.scenario import OperatorProcess, Release, digits_release
 
 __all__ = ["ACCURACY_RATIO", "ANALYSIS_INTERVAL", "OperatorProcess", "Releases", "answers_since"]
 
@@ -35,8 +35,6 @@ class Releases(Release):
         **analysis: Any,
     ) -> dict[str, Any]:
         spec: dict[str, Any] = {
-            "model": {"name": "digits", "basePath": "/models/digits", "version": version},
-            "serving": {"image": "tensorflow/serving:2.18.0", "replicas": 3},
             "stages": stages
             or [
                 {"name": "smoke", "smoke": {"goldenSet": {"configMap": "digits-golden"}, "minAccuracy": 0.9}},
@@ -52,12 +50,7 @@ class Releases(Release):
                 **analysis,
             },
         }
-        return {
-            "apiVersion": "modelrelease.io/v1alpha1",
-            "kind": "ModelRelease",
-            "metadata": {"name": self.name, "namespace": self.namespace},
-            "spec": spec,
-        }
+        return digits_release(self.name, self.namespace, version, 3, **spec)
 
     def event_reasons(self) -> list[str]:
         return [e.get("reason", "") for e in self.events() if e.get("involvedObject", {}).get("kind") == "ModelRelease"]

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 from kubernetes_asyncio import client, config
 
-from devstack.scenario import Release
+from devstack.scenario import Release, digits_release
 from devstack.testing import Cluster
 from modelrelease.engine import EngineSettings
 from modelrelease.kube.client import Kube
@@ -36,17 +36,9 @@ STAGES = [{"name": "canary", "weight": 50, "duration": "1m"}, {"name": "full", "
 
 
 def manifest(name: str, namespace: str, version: int, replicas: int = 1) -> dict[str, Any]:
-    return {
-        "apiVersion": "modelrelease.io/v1alpha1",
-        "kind": "ModelRelease",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": {
-            "model": {"name": "digits", "basePath": "/models/digits", "version": version},
-            "serving": {"image": "tensorflow/serving:2.18.0", "replicas": replicas, "podTemplate": PARKED},
-            "stages": STAGES,
-            "analysis": {"interval": "30s"},
-        },
-    }
+    return digits_release(
+        name, namespace, version, replicas, serving={"podTemplate": PARKED}, stages=STAGES, analysis={"interval": "30s"}
+    )
 
 
 def with_kube(cluster: Cluster, use: Callable[[Kube], Coroutine[Any, Any, T]], kube_type: type[Kube] = Kube) -> T:
