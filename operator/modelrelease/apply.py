@@ -6,7 +6,7 @@ deletions last, so traffic has moved off a version before its pods go.
 Consumed requests are one-off and go last: a request is removed only once
 what it asked for was applied.  Events are not applied here: they record the
 decision, which is committed when the status is written, so the pass posts
-them right after that write (``post_events``), before any apply can fail.
+them (``post_events``) after the applies even when one of them fails.
 
 The candidate's replica count is the router's business (``RoutePlan``): the
 replicas router needs a number of pods to make a weight, a mesh router only
@@ -110,10 +110,10 @@ async def _nothing() -> set[str]:
 async def post_events(kube: Kube, release: Manifest, actions: Sequence[Action]) -> None:
     """Post the decision's events; an event the API server refuses is logged, never a reason to stop acting.
 
-    Called right after the status write: a rollback whose scale-down or
-    route change then fails (and is retried by the next pass, which sees
-    the status already rolled back and emits nothing new) still tells the
-    user why it rolled back.
+    Called after the applies, also when one failed: a rollback whose
+    scale-down or route change fails (and is retried by the next pass, which
+    sees the status already rolled back and emits nothing new) still tells
+    the user why it rolled back.
     """
     for action in actions:
         if isinstance(action, EmitEvent):

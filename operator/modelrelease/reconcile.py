@@ -6,9 +6,12 @@ read).  If another writer got there first the pass stops before touching
 anything, and the next pass decides again from fresh data; the actions are
 desired state recomputed from status every pass, so a crash after the
 status write is repaired by the next pass.  The decision's events are
-posted right after the status write, before any apply that could fail; a
-crash between the two loses them, never duplicates them.  Consumed requests
-are removed last, once what they asked for was applied.  The patch is
+posted after the applies, also when an apply fails (the next pass sees the
+status already written and would not emit them again); a crash before they
+are posted loses them, never duplicates them.  They are not posted first:
+the first write after the status write is where a frozen leader's request
+can slip past fencing (measured by the chaos trial of a SIGSTOPped leader),
+and there a lost event is better than a stale write.  The patch is
 sent on every pass that goes on to apply anything, even when the status did
 not change: then it carries only the precondition, which the API server
 checks without writing anything (an unchanged release makes no write).
@@ -184,14 +187,16 @@ async def _reconcile(ctx: OperatorContext, namespace: str, name: str) -> PassOut
     # Conflict-checked on every pass that acts: the status when it changed, else the precondition alone.
     body = new_status.model_dump(by_alias=True, mode="json") if new_status != status else None
     resource_version = await kube.patch_status(namespace, name, metadata["resourceVersion"], body)
-    await post_events(kube, release, decision.actions)
     _count(status, new_status, decision)
     set_rollout(
         new_status.candidate_version or new_status.stable_version, new_status.stage.name if new_status.stage else None
     )
     running = {d.version: d.desired for d in observations.deployments}
     try:
-        await apply_actions(kube, router, release, spec, decision.actions, intent, running)
+        try:
+            await apply_actions(kube, router, release, spec, decision.actions, intent, running)
+        finally:
+            await post_events(kube, release, decision.actions)
         if limitation_event:
             await kube.event(release, "Warning", "RouteDegraded", limitation_event)
     except OwnershipConflict as conflict:

@@ -46,7 +46,7 @@ def test_a_deployment_the_api_server_refuses_gives_a_condition_one_event_and_a_s
     assert "restartPolicy" in failed["message"]
     events = [e for e in release.events() if e["type"] == "Warning" and e["reason"] == "ApplyFailed"]
     assert len(events) == 1 and events[0].get("count", 1) == 1
-    # The decision was committed with the status write, so its event is posted even though the apply failed.
+    # The decision was committed with the status write, so its event is posted although the apply failed.
     reasons = [e["reason"] for e in release.events()]
     assert "InitialVersion" in reasons, reasons
     assert not exists(cluster, "deployment", f"{release.name}-v1", release.namespace)
