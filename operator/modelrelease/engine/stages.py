@@ -61,8 +61,8 @@ def advance_candidate(ctx: Pass) -> None:
     _observe_route(ctx)
     if has_traffic(stage):
         _stamp_weight_reached(ctx, stage)
-    if has_traffic(stage) and _analyse(ctx, version, stage):
-        return
+        if _analyse(ctx, version, stage):
+            return
     _try_complete(ctx, version, stage)
 
 
@@ -257,7 +257,7 @@ def _missing_for_completion(ctx: Pass, stage: Stage) -> list[str]:
     status = ctx.status
     assert status.stage is not None
     missing: list[str] = []
-    # A stage with traffic runs its time at its weight (``_traffic_started``); one without, from its entry.
+    # A stage with traffic runs its time at its weight (``_stamp_weight_reached``); one without, from its entry.
     clock_start = status.stage.reached_at if has_traffic(stage) else status.stage.entered_at
     if stage.duration:
         elapsed = elapsed_since(clock_start, ctx.now)
