@@ -256,6 +256,23 @@ class Release:
         items: list[dict[str, Any]] = json.loads(response.data)["items"]
         return sorted(items, key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or "")
 
+    def wait_events(self, *reasons: str, timeout: float = 30) -> list[dict[str, Any]]:
+        """Events about this release, oldest first, once one of each reason in ``reasons`` is among them.
+
+        The operator posts a decision's events after the status write that
+        records it (see apply.post_events), so a test that has just seen a
+        phase must wait for the events, not read them at once.
+        """
+
+        def all_there() -> list[dict[str, Any]] | None:
+            events = self.events()
+            seen = {e.get("reason") for e in events}
+            return events if all(reason in seen for reason in reasons) else None
+
+        found = wait_for(all_there, timeout, interval=0.5, message=f"{self.name} events {', '.join(reasons)}")
+        assert found is not None
+        return found
+
     def deployment(self, version: int) -> dict[str, Any] | None:
         result = self.cluster.kubectl(
             "get", "deployment", f"{self.name}-v{version}", "-n", self.namespace, "-o", "json", check=False

@@ -177,5 +177,5 @@ def test_abort_rolls_back_and_retry_rolls_the_same_version_out_again_without_tou
     assert not {ABORT, RETRY, APPROVE} & set(_annotations(releases)), _annotations(releases)
     assert _generation(releases) == last_edit, "abort, retry and approve must not edit spec"
     assert final["observedGeneration"] == last_edit
-    reasons = [e.get("reason") for e in releases.events()]
+    reasons = [e.get("reason") for e in releases.wait_events("AbortRequested", "Approved")]
     assert "AbortRequested" in reasons and "Approved" in reasons, reasons

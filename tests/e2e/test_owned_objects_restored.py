@@ -84,6 +84,13 @@ def test_a_deleted_candidate_deployment_is_unready_until_its_new_pods_are_ready(
     assert all(s.get("stage", {}).get("actualWeight", 0) == 0 for s in unready)
     status = releases.status()
     assert status["candidateVersion"] == 2 and status["stage"]["name"] == "canary"
+    # The decision's events are posted after its status write: wait for the second CandidateReady.
+    wait_for(
+        lambda: releases.event_reasons().count("CandidateReady") >= 2,
+        30,
+        interval=0.5,
+        message="a second CandidateReady",
+    )
     reasons = releases.event_reasons()
     assert "CandidateRestarted" in reasons
     assert reasons.count("CandidateReady") == 2

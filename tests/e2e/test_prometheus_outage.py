@@ -73,7 +73,7 @@ def test_rollout_pauses_without_metrics_never_promotes_and_resumes_when_promethe
     assert _condition(paused, "Progressing")["reason"] == "AnalysisInconclusive"
     assert _condition(paused, "Analysis")["status"] == "Unknown"
     assert "Prometheus" in " ".join(m.get("message", "") for m in paused["analysis"]["metrics"]), paused["analysis"]
-    reasons = [e.get("reason") for e in releases.events()]
+    reasons = [e.get("reason") for e in releases.wait_events("AnalysisInconclusive", "AnalysisResumed")]
     assert "AnalysisInconclusive" in reasons and "AnalysisResumed" in reasons, reasons
     assert reasons.index("AnalysisInconclusive") < reasons.index("AnalysisResumed")
     assert [h["stage"] for h in final["history"] if h["outcome"] == "StageCompleted" and h["version"] == 2] == [

@@ -48,7 +48,7 @@ def test_worse_model_is_rolled_back_on_accuracy_within_the_failure_limit(
     # Counted, not timed (the time depends on the machine's load; it is printed above): the
     # rollback came from the failure limit, not from a later stage or a timeout.
     assert status["stableVersion"] == 2 and status.get("candidateVersion") is None
-    failed = [e for e in releases.events() if e.get("reason") == "AnalysisFailed"]
+    failed = [e for e in releases.wait_events("AnalysisFailed") if e.get("reason") == "AnalysisFailed"]
     assert failed, f"no AnalysisFailed event: {releases.event_reasons()}"
     message = failed[-1]["message"]
     assert f"{FAILURE_LIMIT} failed checks (limit {FAILURE_LIMIT})" in message, message
@@ -89,7 +89,9 @@ def test_model_that_cannot_load_never_serves_users_and_is_rolled_back_with_the_s
     assert status["stableVersion"] == 1
     assert seen.get("4", 0) == 0, f"v4 answered users: {dict(seen)}"
     assert seen.get("1", 0) > 0
-    load_failed = [e["message"] for e in releases.events() if e.get("reason") == "ModelLoadFailed"]
+    load_failed = [
+        e["message"] for e in releases.wait_events("ModelLoadFailed") if e.get("reason") == "ModelLoadFailed"
+    ]
     assert load_failed, f"no ModelLoadFailed event: {releases.event_reasons()}"
     assert "TF Serving could not load v4" in load_failed[-1] and "END" in load_failed[-1], load_failed[-1]
     history = [h for h in status["history"] if h["version"] == 4]
@@ -106,5 +108,5 @@ def test_candidate_failing_its_smoke_test_never_serves_users(releases: Releases,
 
     assert seen.get("3", 0) == 0, f"v3 answered users: {dict(seen)}"
     assert status["stableVersion"] == 2
-    smoke_failed = [e["message"] for e in releases.events() if e.get("reason") == "SmokeFailed"]
+    smoke_failed = [e["message"] for e in releases.wait_events("SmokeFailed") if e.get("reason") == "SmokeFailed"]
     assert smoke_failed and "below 0.9" in smoke_failed[-1], releases.event_reasons()

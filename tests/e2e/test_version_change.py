@@ -64,7 +64,7 @@ def test_version_changed_mid_rollout_retires_the_second_cleanly_and_rolls_the_th
     assert final.get("rejectedVersion") is None, "a superseded version is not a rejected one"
     v2 = [h["outcome"] for h in final["history"] if h["version"] == 2]
     assert v2[0] == "Started" and v2[-1] == "Promoted", v2
-    assert "Superseded" in [e.get("reason") for e in releases.events()]
+    assert releases.wait_events("Superseded")
     wait_for(lambda: (releases.deployment(1) or {}).get("spec", {}).get("replicas") == 0, 30, message="v1 at 0")
     assert (releases.deployment(5) or {})["spec"]["replicas"] == 0
 
