@@ -40,8 +40,8 @@ def required_checks(ctx: Pass, stage: Stage) -> int:
 def advance_candidate(ctx: Pass) -> None:
     version = ctx.status.candidate_version
     assert version is not None
-    if ctx.spec.paused:
-        ctx.wait = Wait.PAUSED
+    if ctx.paused:
+        ctx.wait = ctx.pause_wait
     model = ctx.observations.model_of(version)
     if model is not None and model.state == "FAILED":
         fail(ctx, "ModelLoadFailed", f"TF Serving could not load v{version}: {model.message or 'no message'}")
@@ -50,7 +50,7 @@ def advance_candidate(ctx: Pass) -> None:
     if ctx.status.candidate_ready_at is None and not _await_ready(ctx, version):
         return
     if not ctx.spec.stages:
-        if not ctx.spec.paused:
+        if not ctx.paused:
             promote(ctx, "NoStages", "the release defines no stages")
         return
     stage = _locate_stage(ctx)
@@ -102,7 +102,7 @@ def _await_ready(ctx: Pass, version: int) -> bool:
     model = ctx.observations.model_of(version)
     available = model is not None and model.state == "AVAILABLE"
     pods_ready = deployment is not None and deployment.ready >= 1
-    if pods_ready and available and not ctx.spec.paused:
+    if pods_ready and available and not ctx.paused:
         ctx.status.candidate_ready_at = ctx.stamp
         if ctx.status.stage is not None:
             ctx.status.stage.entered_at = ctx.stamp
@@ -155,7 +155,7 @@ def _smoke_passed(ctx: Pass, version: int, stage: Stage) -> bool:
         ctx.record(version, "SmokePassed", "SmokePassed", message, stage.name)
         ctx.emit("Normal", "SmokePassed", f"v{version} smoke test passed: {message}")
         return True
-    if ctx.spec.paused:
+    if ctx.paused:
         ctx.waiting_for = "paused before the smoke test"
         return False
     golden = stage.smoke.golden_set.config_map if stage.smoke.golden_set else f"{ctx.spec.model.name}-golden"
