@@ -9,7 +9,7 @@ on the same pass and nothing (pause, missing data, holdAt, approval) holds it.
 from __future__ import annotations
 
 from modelrelease.api.duration import parse_duration
-from modelrelease.api.spec import Stage
+from modelrelease.api.spec import ModelReleaseSpec, Stage
 from modelrelease.engine.actions import RunAnalysis, RunSmoke
 from modelrelease.engine.clock import as_utc, elapsed_since, format_time, parse_time
 from modelrelease.engine.context import Pass, Wait
@@ -23,6 +23,11 @@ def has_traffic(stage: Stage) -> bool:
 
 
 def required_checks(ctx: Pass, stage: Stage) -> int:
+    """Passing checks the current pass's stage needs (``checks_needed``)."""
+    return checks_needed(ctx.spec, stage)
+
+
+def checks_needed(spec: ModelReleaseSpec, stage: Stage) -> int:
     """Passing checks a stage needs; the full stage (weight 100) needs none unless it asks.
 
     At 100% the stable version serves nobody, so every metric that compares
@@ -34,7 +39,7 @@ def required_checks(ctx: Pass, stage: Stage) -> int:
         return stage.min_checks if has_traffic(stage) else 0
     if not has_traffic(stage) or stage.weight == 100:
         return 0
-    return ctx.spec.analysis.min_checks
+    return spec.analysis.min_checks
 
 
 def advance_candidate(ctx: Pass) -> None:
