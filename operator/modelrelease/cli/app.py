@@ -435,3 +435,102 @@ def completion(shell: Annotated[Shell, typer.Argument(help="bash, zsh or fish.")
     from modelrelease.cli import COMPLETE_VAR
 
     typer.echo(get_completion_script(prog_name="modelrelease", complete_var=COMPLETE_VAR, shell=shell.value))
+
+
+@app.command()
+def simulate(
+    file: Annotated[Path, typer.Argument(help="The ModelRelease manifest; spec.model.version is the candidate.")],
+    metrics: Annotated[
+        Path | None, typer.Option("--metrics", help="CSV series: seconds,role,metric,numerator,denominator,value.")
+    ] = None,
+    synthetic: Annotated[bool, typer.Option("--synthetic", help="Draw the series instead of reading one.")] = False,
+    candidate_rate: Annotated[
+        list[str] | None,
+        typer.Option(help="With --synthetic: METRIC=RATE for the candidate (a ratio's success rate, else the value)."),
+    ] = None,
+    stable_rate: Annotated[
+        list[str] | None, typer.Option(help="With --synthetic: METRIC=RATE for the stable version.")
+    ] = None,
+    requests_per_second: Annotated[
+        float, typer.Option(help="With --synthetic: requests per second per version.")
+    ] = 5.0,
+    duration: Annotated[str, typer.Option(help="With --synthetic: how long the series runs.")] = "1h",
+    seed: Annotated[int, typer.Option(help="With --synthetic: random seed.")] = 1,
+    stable: Annotated[int | None, typer.Option(help="The stable version; default: the candidate's minus one.")] = None,
+    ready_after: Annotated[str, typer.Option(help="How long the candidate's pods take to be ready.")] = "5s",
+    smoke_accuracy: Annotated[float, typer.Option(help="Accuracy the smoke test scores.")] = 1.0,
+    approve: Annotated[bool, typer.Option("--approve", help="Approve approval stages as soon as they wait.")] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Show every check (default: only failed ones).")
+    ] = False,
+    output: OutputOption = Output.table,
+) -> None:
+    """Replay a rollout with the real engine and judges on a metric series: when each stage starts, passes, pauses
+    or rolls back, and why.  Exit 0 promoted, 1 rolled back, 2 undecided."""
+    import yaml
+
+    from modelrelease.api import InvalidRelease, parse_release
+    from modelrelease.api.duration import parse_duration
+    from modelrelease.cli.simulate import SeriesError, load_series, synthetic_series, write_story
+    from modelrelease.cli.simulate import simulate as run_simulation
+
+    if (metrics is None) == (not synthetic):
+        raise _fail("give --metrics CSV or --synthetic (one of them)", 2)
+    try:
+        release = parse_release(yaml.safe_load(file.read_text()))
+    except (OSError, yaml.YAMLError) as error:
+        raise _fail(f"{file}: {error}") from error
+    except InvalidRelease as invalid:
+        raise _fail(f"{file}: " + "; ".join(invalid.problems)) from invalid
+    spec = release.spec
+    try:
+        if metrics is not None:
+            series = load_series(metrics)
+        else:
+            seconds = int(parse_duration(duration).total_seconds())
+            series = synthetic_series(
+                spec.analysis.metrics,
+                _rates(candidate_rate),
+                _rates(stable_rate),
+                seconds,
+                requests_per_second,
+                seed,
+            )
+        result = run_simulation(
+            spec,
+            series,
+            stable if stable is not None else max(1, spec.model.version - 1),
+            ready_after=parse_duration(ready_after).total_seconds(),
+            smoke_accuracy=smoke_accuracy,
+            approve=approve,
+            name=str(release.metadata.get("name", "release")),
+        )
+    except (OSError, SeriesError, ValueError) as error:
+        raise _fail(str(error)) from error
+    if output != Output.table:
+        _emit_data(
+            {
+                "outcome": str(result.status.phase),
+                "endedAfterSeconds": result.ended_at,
+                "decisions": [{"outcome": o, "stage": s} for o, s in result.decisions],
+                "happenings": [
+                    {"seconds": h.seconds, "kind": h.kind, "reason": h.reason, "message": h.message}
+                    for h in result.happenings
+                ],
+            },
+            output,
+        )
+    else:
+        write_story(result, sys.stdout, verbose)
+    raise typer.Exit(result.exit_code)
+
+
+def _rates(pairs: list[str] | None) -> dict[str, float]:
+    rates: dict[str, float] = {}
+    for pair in pairs or []:
+        name, _, rate = pair.partition("=")
+        try:
+            rates[name] = float(rate)
+        except ValueError as error:
+            raise _fail(f"{pair!r}: expected METRIC=RATE", 2) from error
+    return rates
