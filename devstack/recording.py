@@ -33,18 +33,22 @@ import os
 import re
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import httpx
 import yaml
 
-from devstack import prometheus, scenario
+from devstack import scenario
 from devstack.state import StateDir, default_state_dir
 from devstack.testing import fresh_namespace, session_cluster
 from modelrelease.analysis import TemplateValues, plan_for, render
 from modelrelease.api import parse_release
 from modelrelease.api.spec import MetricSpec
 from modelrelease.cli.simulate import CSV_COLUMNS
+from modelrelease.cli.view import is_finished
+from modelrelease.engine.clock import parse_time
 
 DEFAULT_DIR = scenario.REPO / "examples" / "digits" / "recorded"
 _INCREASE = re.compile(r"increase\((?P<series>[^\[\]]*)\[\{\{interval\}\}\]\)")
@@ -74,11 +78,20 @@ def sample_queries(metric: MetricSpec, values: TemplateValues) -> dict[str, str]
     return {column: render(text, values) for column, text in queries.items()}
 
 
-def _value(url: str, promql: str) -> float | None:
+def _value(url: str, promql: str, at: float) -> float | None:
+    """The query's single number evaluated at ``at`` (unix time), or None without data.
+
+    Every query of one sample is evaluated at the same instant, so a ratio's
+    numerator and denominator come from the same scrape even though they are
+    two queries.
+    """
     try:
-        return prometheus.query_value(url, promql)
-    except (RuntimeError, ValueError, OSError):
+        with httpx.Client(timeout=5.0, trust_env=False) as client:
+            response = client.get(f"{url.rstrip('/')}/api/v1/query", params={"query": promql, "time": f"{at:.3f}"})
+        result = response.json()["data"]["result"]
+    except (httpx.HTTPError, KeyError, ValueError):
         return None
+    return float(result[0]["value"][1]) if len(result) == 1 else None
 
 
 def record(out: Path, state: StateDir, stable: int) -> dict[str, Any]:
@@ -105,14 +118,18 @@ def record(out: Path, state: StateDir, stable: int) -> dict[str, Any]:
                 target.apply(scenario.load_manifest(out / "release.yaml", stable))
                 target.wait_phase("Succeeded", 180, also=lambda s: s.get("stableVersion") == stable)
                 with scenario.traffic(cluster, namespace, rate=TRAFFIC_RATE, duration=3600.0):
-                    started = time.monotonic()
+                    applied_at = time.time()
                     target.apply(scenario.load_manifest(out / "release.yaml", candidate))
-                    ready_after = _sample_until_done(cluster.prometheus_url, target, spec, namespace, started, rows)
+                    _sample_until_done(cluster.prometheus_url, target, spec, namespace, applied_at, rows)
                 status = target.status()
             finally:
                 operator.stop()
                 operator.delete_lease()
-    decisions = [[h["outcome"], h.get("stage")] for h in status.get("history", []) if h["version"] == candidate]
+    history = [h for h in status.get("history", []) if h["version"] == candidate]
+    decisions = [[h["outcome"], h.get("stage")] for h in history]
+    # The candidate's readiness is not in history; its smoke test passes on the pass that sees it ready.
+    ready_at = next((e.get("at") for e in history if e["outcome"] == "SmokePassed"), None)
+    ready_after = round(parse_time(ready_at).timestamp() - applied_at, 1) if ready_at else 5.0
     with (out / "metrics.csv").open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(CSV_COLUMNS))
         writer.writeheader()
@@ -129,34 +146,38 @@ def record(out: Path, state: StateDir, stable: int) -> dict[str, Any]:
 
 
 def _sample_until_done(
-    url: str, target: scenario.Release, spec: Any, namespace: str, started: float, rows: list[dict[str, Any]]
-) -> float | None:
+    url: str, target: scenario.Release, spec: Any, namespace: str, applied_at: float, rows: list[dict[str, Any]]
+) -> None:
+    """One sample of every metric and version per second (all evaluated at one instant), until the rollout ends."""
     candidate = spec.model.version
-    interval = spec.analysis.interval
-    ready_after: float | None = None
     ended_at: float | None = None
-    name = target.name
-    while ended_at is None or time.monotonic() - ended_at < SETTLE_SECONDS:
-        tick = time.monotonic()
-        seconds = round(tick - started, 1)
-        status = target.status()
-        if ready_after is None and status.get("candidateVersion") == candidate and status.get("candidateReadyAt"):
-            ready_after = seconds
-        stable = status.get("stableVersion")
-        roles = {"candidate": candidate, "stable": stable if stable != candidate else None}
-        for metric in spec.analysis.metrics:
-            for role, version in roles.items():
-                if version is None:
-                    continue
-                values = TemplateValues(spec.model.name, int(version), namespace, name, interval)
-                sample = {column: _value(url, q) for column, q in sample_queries(metric, values).items()}
-                rows.append({"seconds": seconds, "role": role, "metric": metric.name, **_csv(sample)})
-        if ended_at is None and status.get("phase") in scenario.TERMINAL_PHASES and status.get("observedGeneration"):
-            ended_at = time.monotonic()
-        if seconds > 900:
-            raise TimeoutError(f"the rollout did not end in 15 minutes: {status.get('message')}")
-        time.sleep(max(0.0, 1.0 - (time.monotonic() - tick)))  # sampling cadence, not synchronisation
-    return ready_after
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        while ended_at is None or time.monotonic() - ended_at < SETTLE_SECONDS:
+            tick = time.monotonic()
+            at = time.time() - 0.5  # just behind now, so the instant's scrape has landed
+            release = target.get()
+            status = release.get("status") or {}
+            stable = status.get("stableVersion")
+            jobs = []
+            for metric in spec.analysis.metrics:
+                for role, version in (("candidate", candidate), ("stable", stable)):
+                    if version is None or (role == "stable" and version == candidate):
+                        continue
+                    values = TemplateValues(
+                        spec.model.name, int(version), namespace, target.name, spec.analysis.interval
+                    )
+                    queries = sample_queries(metric, values)
+                    futures = {column: pool.submit(_value, url, q, at) for column, q in queries.items()}
+                    jobs.append((role, metric.name, futures))
+            seconds = round(at - applied_at, 2)
+            for role, name, futures in jobs:
+                sample = {column: future.result() for column, future in futures.items()}
+                rows.append({"seconds": seconds, "role": role, "metric": name, **_csv(sample)})
+            if ended_at is None and is_finished(release):  # for the candidate's spec, not the stable one's
+                ended_at = time.monotonic()
+            if seconds > 900:
+                raise TimeoutError(f"the rollout did not end in 15 minutes: {status.get('message')}")
+            time.sleep(max(0.0, 1.0 - (time.monotonic() - tick)))  # sampling cadence, not synchronisation
 
 
 def _csv(sample: dict[str, float | None]) -> dict[str, str]:

@@ -120,7 +120,7 @@ def test_status_times_the_stage_from_its_weight_and_counts_checks_against_those_
     assert (stage["weight"], stage["actualWeight"]) == (25, 25)
     text = render_plain(status_blocks(status_data(snapshot(), NOW)))
     assert "[#####---------------] 60s of 4m" in text
-    assert "1/3 passed needed (2 run: 1 failed, 0 inconclusive)" in text
+    assert "1 passed of 3 needed (2 run: 1 failed, 0 inconclusive)" in text
     assert "25% desired, 25% actual" in text
 
 

@@ -256,7 +256,7 @@ def _stage_block(data: StatusData, fancy: bool) -> KeyValues:
         pairs.append(("Time", f"{short_duration(elapsed)} (no duration)"))
     needed = stage["checksNeeded"]
     analysis = data.analysis
-    checks = f"{stage['checksPassed']}/{needed if needed is not None else '?'} passed needed"
+    checks = f"{stage['checksPassed']} passed of {needed if needed is not None else '?'} needed"
     checks += (
         f" ({analysis.get('checks', 0)} run: {analysis.get('failures', 0)} failed, "
         f"{analysis.get('inconclusive', 0)} inconclusive)"
