@@ -228,3 +228,27 @@ def test_shell_completion_completes_command_names(
     monkeypatch.setenv("COMP_CWORD", "1")
     assert main([]) == 0
     assert capsys.readouterr().out.split() == ["watch"]
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_a_terminal_gets_rich_tables_in_colour_unless_no_color_is_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    from modelrelease.cli.render import print_blocks
+
+    monkeypatch.setenv("TERM", "xterm-256color")
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    monkeypatch.setenv("FORCE_COLOR", "1")
+    coloured = _Terminal()
+    print_blocks(status_blocks(status_data(snapshot(), NOW), fancy=True), coloured)
+    assert "\x1b[32m" in coloured.getvalue() and "Current stage" in coloured.getvalue()
+    monkeypatch.setenv("NO_COLOR", "1")
+    monkeypatch.delenv("FORCE_COLOR")
+    plain_colours = _Terminal()
+    print_blocks(status_blocks(status_data(snapshot(), NOW), fancy=True), plain_colours)
+    assert "\x1b[32m" not in plain_colours.getvalue() and "Current stage" in plain_colours.getvalue()
+    piped = io.StringIO()
+    print_blocks(status_blocks(status_data(snapshot(), NOW)), piped)
+    assert "\x1b[" not in piped.getvalue()
