@@ -32,6 +32,7 @@ def _setup(_: argparse.Namespace) -> int:
     for name, step in (
         ("prometheus (apt)", _optional_step("prometheus", "ensure_installed")),
         ("savedmodels (train)", _optional_step("models", "ensure_models")),
+        ("tmux (apt)", _optional_step("tools", "ensure_tmux")),
     ):
         if step is None:
             continue

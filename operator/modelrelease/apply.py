@@ -41,6 +41,7 @@ from dataclasses import dataclass
 
 from kubernetes_asyncio.client.exceptions import ApiException
 
+from modelrelease.api.annotations import request_annotation
 from modelrelease.api.spec import ModelReleaseSpec
 from modelrelease.engine.actions import (
     Action,
@@ -61,7 +62,6 @@ from modelrelease.kube.manifests import (
     config_map_name,
     deployment_name,
 )
-from modelrelease.observe import request_annotation
 from modelrelease.routing.base import ReleaseTarget, RoutePlan, Router, RouteRequest
 
 log = logging.getLogger("modelrelease.apply")

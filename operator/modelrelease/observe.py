@@ -21,21 +21,16 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from modelrelease.engine.observations import DeploymentState, ModelLoad, ModelState, Request, RequestKind
+from modelrelease.api.annotations import REQUEST_KINDS, request_annotation
+from modelrelease.engine.observations import DeploymentState, ModelLoad, ModelState, Request
 from modelrelease.kube.client import Kube
 from modelrelease.kube.manifests import GRPC_PORT, LABEL_RELEASE, LABEL_VERSION
 from modelrelease.kube.readiness import current_ready, desired_replicas
 from modelrelease.serving.client import ModelLoadState, model_status
 
-ANNOTATION_PREFIX = "modelrelease.io/"
-REQUEST_KINDS: tuple[RequestKind, ...] = ("approve", "promote", "abort", "retry")
 REVISION_ANNOTATION = "deployment.kubernetes.io/revision"
 TEMPLATE_HASH_LABEL = "pod-template-hash"
 MODEL_STATUS_TIMEOUT = 3.0
-
-
-def request_annotation(kind: RequestKind) -> str:
-    return f"{ANNOTATION_PREFIX}{kind}"
 
 
 def read_requests(annotations: Mapping[str, str] | None) -> tuple[Request, ...]:

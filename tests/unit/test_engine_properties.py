@@ -66,7 +66,7 @@ class Step:
 requests_strategy = st.lists(
     st.one_of(
         st.builds(Request, st.just("approve"), st.sampled_from([*STAGE_NAMES, "nope"])),
-        st.builds(Request, st.sampled_from(["promote", "abort", "retry"])),
+        st.builds(Request, st.sampled_from(["promote", "abort", "retry", "pause", "resume"])),
     ),
     max_size=2,
 ).map(tuple)
@@ -139,8 +139,10 @@ class Invariants:
             retried = any(r.kind == "retry" for r in call.observations.requests)
             assert retried or spec.model.version != before.rejected_version
         if after.candidate_version is not None and after.phase in (Phase.PROGRESSING, Phase.AWAITING_APPROVAL):
-            assert spec.paused is False or after.history[-1].outcome == "Started"
+            paused = spec.paused or after.paused_by_request
+            assert not paused or after.history[-1].outcome == "Started"
             assert after.analysis.consecutive_inconclusive < spec.analysis.inconclusive_limit
+        assert after.candidate_version is not None or not after.paused_by_request, "a pause outlived its rollout"
         self._stage_completions(call)
 
     def _deterministic(self, call: Call) -> None:

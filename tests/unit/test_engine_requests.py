@@ -109,3 +109,41 @@ def test_requests_without_a_rollout_are_consumed_and_ignored() -> None:
     assert [a for a in decision.actions if isinstance(a, ConsumeRequest)] == [ConsumeRequest(r) for r in requests]
     assert len(events(decision, "RequestIgnored")) == 4
     assert decision.status.phase == "Succeeded"
+
+
+def test_a_pause_request_freezes_the_rollout_without_spec_until_a_resume_request() -> None:
+    world = world_at("canary")
+    decision = world.step(requests=(Request("pause"),))
+    assert ConsumeRequest(Request("pause")) in decision.actions
+    assert decision.status.paused_by_request and decision.status.phase == "Paused"
+    assert "modelrelease.io/resume" in decision.status.message
+    assert not world.spec.paused
+    for _ in range(10):
+        assert world.step(60).status.phase == "Paused"
+    assert world.status.stage is not None and world.status.stage.name == "canary"
+    resumed = world.step(requests=(Request("resume"),))
+    assert not resumed.status.paused_by_request
+    assert [h.outcome for h in resumed.status.history if h.stage == "canary"][:2] == ["Paused", "Resumed"]
+    world.run_until(lambda d: d.status.stage is not None and d.status.stage.name == "ab")
+
+
+def test_a_paused_rollout_still_rolls_back_on_failure_and_the_next_rollout_starts_unpaused() -> None:
+    world = world_at("canary")
+    world.run_until(lambda d: d.status.candidate_ready_at is not None)
+    world.step(requests=(Request("pause"),))
+    world.verdict = "fail"
+    world.run_until(lambda d: d.status.phase == "RolledBack", max_steps=10)
+    assert not world.status.paused_by_request
+
+
+def test_pause_and_resume_are_refused_when_they_make_no_sense() -> None:
+    world = stable_world()
+    refused = world.step(requests=(Request("pause"),))
+    assert "no rollout in progress" in events(refused, "RequestIgnored")[0].message
+    world = world_at("canary", paused=True)
+    refused = world.step(requests=(Request("resume"),))
+    assert "spec.paused is true" in events(refused, "RequestIgnored")[0].message
+    world = world_at("canary")
+    world.step(requests=(Request("pause"),))
+    again = world.step(requests=(Request("pause"),))
+    assert "already paused" in events(again, "RequestIgnored")[0].message

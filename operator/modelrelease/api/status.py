@@ -122,3 +122,10 @@ class ModelReleaseStatus(ApiModel):
     retiring_version: int | None = Field(
         default=None, description="The previous stable version, kept at full capacity until the new stable is ready."
     )
+    paused_by_request: bool = Field(
+        default=False,
+        description=(
+            "A modelrelease.io/pause request froze this rollout (as spec.paused does) until a modelrelease.io/resume; "
+            "cleared when the rollout ends."
+        ),
+    )

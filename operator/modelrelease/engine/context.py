@@ -34,6 +34,7 @@ class Wait(StrEnum):
 
     NONE = ""
     PAUSED = "PausedBySpec"
+    PAUSED_BY_REQUEST = "PausedByRequest"
     NO_DATA = "AnalysisInconclusive"
     HELD = "HeldAtStage"
     APPROVAL = "AwaitingApproval"
@@ -55,6 +56,15 @@ class Pass:
     """Verdict of a check recorded this pass, kept even when the stage it completed reset the counters."""
     waiting_for: str = ""
     """Human words for what the current stage still needs; becomes status.message."""
+
+    @property
+    def paused(self) -> bool:
+        """Frozen by the declarative ``spec.paused`` or by a pause request (``status.pausedByRequest``)."""
+        return self.spec.paused or self.status.paused_by_request
+
+    @property
+    def pause_wait(self) -> Wait:
+        return Wait.PAUSED if self.spec.paused else Wait.PAUSED_BY_REQUEST
 
     @property
     def stamp(self) -> str:

@@ -18,6 +18,7 @@ def _clear_candidate(ctx: Pass) -> None:
     status.stage = None
     status.candidate_started_at = None
     status.candidate_ready_at = None
+    status.paused_by_request = False
 
 
 def enter_stage(ctx: Pass, index: int) -> None:
@@ -40,6 +41,7 @@ def start_rollout(ctx: Pass, version: int, reason: str, message: str) -> None:
     status.candidate_started_at = ctx.stamp
     status.candidate_ready_at = None
     status.rejected_version = None
+    status.paused_by_request = False
     status.serving_hash = serving_hash(ctx.spec.serving)
     status.phase = Phase.PROGRESSING
     status.analysis = AnalysisStatus()

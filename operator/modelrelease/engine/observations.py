@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
+from modelrelease.api.annotations import RequestKind
 from modelrelease.api.status import MetricResult
 
 ModelState = Literal["AVAILABLE", "LOADING", "FAILED", "UNKNOWN"]
-RequestKind = Literal["approve", "promote", "abort", "retry"]
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,10 @@
-"""Manual requests (approve, promote, abort, retry) read from annotations.
+"""Manual requests (approve, promote, abort, retry, pause, resume) read from annotations.
+
+Pause and resume are requests too, so that freezing a rollout by hand never
+edits spec (GitOps would see drift); the pause is kept in
+``status.pausedByRequest`` until a resume or the end of the rollout, and
+``spec.paused`` stays the declarative switch kept in Git.  A rollout paused
+either way is paused; resume lifts only the request's pause.
 
 Every request is consumed, whether acted on or not, so a stale annotation
 cannot fire later in a different situation; a refused one gets a Warning
@@ -32,8 +38,12 @@ def _apply(ctx: Pass, request: Request) -> str | None:
     has_candidate = candidate is not None and status.phase in _WITH_CANDIDATE
     if request.kind == "retry":
         return _retry(ctx)
+    if request.kind == "resume":
+        return _resume(ctx, candidate)
     if not has_candidate or candidate is None:
         return "no rollout in progress"
+    if request.kind == "pause":
+        return _pause(ctx, candidate)
     if request.kind == "abort":
         rollback(ctx, "Aborted", "AbortRequested", "aborted by request")
         return None
@@ -52,6 +62,34 @@ def _approve(ctx: Pass, candidate: int, stage_name: str | None) -> str | None:
         stage.approved = True
         ctx.record(candidate, "Approved", "ApproveRequested", f"stage {stage.name} approved", stage.name)
         ctx.emit("Normal", "Approved", f"v{candidate}: stage {stage.name} approved")
+    return None
+
+
+def _pause(ctx: Pass, candidate: int) -> str | None:
+    status = ctx.status
+    if status.phase == Phase.FAILED:
+        return "the rollout has failed and is already stopped: abort, retry or promote it"
+    if status.paused_by_request:
+        return "already paused by request"
+    status.paused_by_request = True
+    stage = status.stage.name if status.stage else None
+    ctx.record(candidate, "Paused", "PauseRequested", "paused by request", stage)
+    ctx.emit("Normal", "Paused", f"v{candidate}: paused by request; modelrelease.io/resume continues")
+    return None
+
+
+def _resume(ctx: Pass, candidate: int | None) -> str | None:
+    status = ctx.status
+    if not status.paused_by_request:
+        if ctx.spec.paused and candidate is not None:
+            return "not paused by request: spec.paused is true, set it to false (in Git) to go on"
+        return "not paused by request"
+    status.paused_by_request = False
+    if candidate is not None:
+        stage = status.stage.name if status.stage else None
+        ctx.record(candidate, "Resumed", "ResumeRequested", "resumed by request", stage)
+        still = "; still paused by spec.paused" if ctx.spec.paused else ""
+        ctx.emit("Normal", "Resumed", f"v{candidate}: resumed by request{still}")
     return None
 
 

@@ -9,7 +9,7 @@ on the same pass and nothing (pause, missing data, holdAt, approval) holds it.
 from __future__ import annotations
 
 from modelrelease.api.duration import parse_duration
-from modelrelease.api.spec import Stage
+from modelrelease.api.spec import ModelReleaseSpec, Stage
 from modelrelease.engine.actions import RunAnalysis, RunSmoke
 from modelrelease.engine.clock import as_utc, elapsed_since, format_time, parse_time
 from modelrelease.engine.context import Pass, Wait
@@ -23,6 +23,11 @@ def has_traffic(stage: Stage) -> bool:
 
 
 def required_checks(ctx: Pass, stage: Stage) -> int:
+    """Passing checks the current pass's stage needs (``checks_needed``)."""
+    return checks_needed(ctx.spec, stage)
+
+
+def checks_needed(spec: ModelReleaseSpec, stage: Stage) -> int:
     """Passing checks a stage needs; the full stage (weight 100) needs none unless it asks.
 
     At 100% the stable version serves nobody, so every metric that compares
@@ -34,14 +39,14 @@ def required_checks(ctx: Pass, stage: Stage) -> int:
         return stage.min_checks if has_traffic(stage) else 0
     if not has_traffic(stage) or stage.weight == 100:
         return 0
-    return ctx.spec.analysis.min_checks
+    return spec.analysis.min_checks
 
 
 def advance_candidate(ctx: Pass) -> None:
     version = ctx.status.candidate_version
     assert version is not None
-    if ctx.spec.paused:
-        ctx.wait = Wait.PAUSED
+    if ctx.paused:
+        ctx.wait = ctx.pause_wait
     model = ctx.observations.model_of(version)
     if model is not None and model.state == "FAILED":
         fail(ctx, "ModelLoadFailed", f"TF Serving could not load v{version}: {model.message or 'no message'}")
@@ -50,7 +55,7 @@ def advance_candidate(ctx: Pass) -> None:
     if ctx.status.candidate_ready_at is None and not _await_ready(ctx, version):
         return
     if not ctx.spec.stages:
-        if not ctx.spec.paused:
+        if not ctx.paused:
             promote(ctx, "NoStages", "the release defines no stages")
         return
     stage = _locate_stage(ctx)
@@ -102,7 +107,7 @@ def _await_ready(ctx: Pass, version: int) -> bool:
     model = ctx.observations.model_of(version)
     available = model is not None and model.state == "AVAILABLE"
     pods_ready = deployment is not None and deployment.ready >= 1
-    if pods_ready and available and not ctx.spec.paused:
+    if pods_ready and available and not ctx.paused:
         ctx.status.candidate_ready_at = ctx.stamp
         if ctx.status.stage is not None:
             ctx.status.stage.entered_at = ctx.stamp
@@ -155,7 +160,7 @@ def _smoke_passed(ctx: Pass, version: int, stage: Stage) -> bool:
         ctx.record(version, "SmokePassed", "SmokePassed", message, stage.name)
         ctx.emit("Normal", "SmokePassed", f"v{version} smoke test passed: {message}")
         return True
-    if ctx.spec.paused:
+    if ctx.paused:
         ctx.waiting_for = "paused before the smoke test"
         return False
     golden = stage.smoke.golden_set.config_map if stage.smoke.golden_set else f"{ctx.spec.model.name}-golden"

@@ -14,6 +14,7 @@ from modelrelease.engine.phases import ACTIVE_PHASES
 _PHASE_FOR_WAIT = {
     Wait.NONE: Phase.PROGRESSING,
     Wait.PAUSED: Phase.PAUSED,
+    Wait.PAUSED_BY_REQUEST: Phase.PAUSED,
     Wait.NO_DATA: Phase.PAUSED,
     Wait.HELD: Phase.PAUSED,
     Wait.APPROVAL: Phase.AWAITING_APPROVAL,
@@ -21,6 +22,7 @@ _PHASE_FOR_WAIT = {
 
 _WAIT_WORDS = {
     Wait.PAUSED: "paused by spec.paused",
+    Wait.PAUSED_BY_REQUEST: "paused by request (modelrelease.io/resume continues)",
     Wait.NO_DATA: "paused: analysis has had no data for too long; resumes when metrics return",
 }
 
