@@ -52,8 +52,16 @@ lint: venv
 typecheck: venv
 	$(VENV)/bin/mypy operator/
 
+# Most cluster tests wait on rollouts, not on the CPU, so they run on
+# TEST_WORKERS pytest-xdist workers sharing one devstack (a file's tests stay
+# on one worker: its module fixtures, such as its operator, start once).  The
+# few marked `exclusive` stop a shared component (Prometheus) and run alone
+# afterwards.
+TEST_WORKERS ?= 3
+
 test: setup lint typecheck
-	$(PY) -m pytest $(PYTEST_ARGS) tests
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile -m "not exclusive" $(PYTEST_ARGS) tests
+	$(PY) -m pytest -m exclusive $(PYTEST_ARGS) tests
 
 test-unit: venv
 	$(PY) -m pytest $(PYTEST_ARGS) tests/unit
