@@ -146,7 +146,9 @@ async def run(settings: RunConfig, stop: asyncio.Event | None = None) -> None:
     ready = asyncio.Event()
     stop_flag = stop or asyncio.Event()
     health = Health(ready.is_set)
-    runner = await metrics.serve(settings.metrics_port, healthy=health, host=settings.metrics_host)
+    runner = await metrics.serve(
+        settings.metrics_port, healthy=health, host=settings.metrics_host, describe=elector.describe
+    )
     election = asyncio.create_task(elector.run(), name="lease")
     health.watch(election)
     kopf_settings = kopf.OperatorSettings()
