@@ -66,6 +66,7 @@ test-e2e: setup
 
 crds: venv
 	$(PY) -m modelrelease.api.crd crds/
+	$(PY) -m modelrelease.api.crd charts/modelrelease/crds/
 
 demo: setup
 	$(PY) -m devstack.demo

@@ -77,7 +77,7 @@ What the operator does in a namespace it watches: every rule names the code that
   resources: [configmaps]
   verbs: [get, create, patch, delete]
 # Events on the release (kube.client.event).
-- apiGroups: ["", events.k8s.io]
+- apiGroups: [""]
   resources: [events]
   verbs: [create]
 # Deployments an HPA targets keep their replicas (kube.client.autoscaled_deployments).
