@@ -98,3 +98,39 @@ def test_every_action_directory_is_offered_by_discovery() -> None:
     offered = set(run_lua(ACTIONS / "discovery.lua", load(ACTIONS / "testdata" / "progressing.yaml")))
     directories = {p.name for p in ACTIONS.iterdir() if (p / "action.lua").exists()}
     assert offered == directories == {"approve", "promote", "abort", "retry"}
+
+
+EXAMPLES = REPO / "examples" / "argocd"
+
+
+def test_argocd_cm_example_installs_exactly_the_tested_lua() -> None:
+    from argocd_support import expected_config_map, render
+
+    committed = load(EXAMPLES / "argocd-cm.yaml")
+    assert committed == expected_config_map(), "examples/argocd/argocd-cm.yaml is stale: python tests/argocd_support.py"
+    assert (EXAMPLES / "argocd-cm.yaml").read_text() == render()
+
+
+def test_the_release_application_ignores_manual_requests_and_router_fields_the_operator_sets() -> None:
+    app = load(EXAMPLES / "release-application.yaml")
+    assert app["kind"] == "Application" and app["spec"]["source"]["path"] == "examples/argocd/release"
+    assert "RespectIgnoreDifferences=true" in app["spec"]["syncPolicy"]["syncOptions"]
+    ignored = {(d["group"], d["kind"]): d for d in app["spec"]["ignoreDifferences"]}
+    paths = ignored[("modelrelease.io", "ModelRelease")]["jqPathExpressions"]
+    from modelrelease.observe import REQUEST_KINDS, request_annotation
+
+    assert paths == [f'.metadata.annotations["{request_annotation(kind)}"]' for kind in REQUEST_KINDS]
+    from modelrelease.kube.client import FIELD_MANAGER
+
+    for router in (("gateway.networking.k8s.io", "HTTPRoute"), ("networking.istio.io", "VirtualService")):
+        assert ignored[router]["managedFieldsManagers"] == [FIELD_MANAGER]
+    released = list((REPO / app["spec"]["source"]["path"]).glob("*.yaml"))
+    assert [load(p)["kind"] for p in released] == ["ModelRelease"]
+
+
+def test_the_operator_application_installs_this_chart() -> None:
+    app = load(EXAMPLES / "operator-application.yaml")
+    assert app["spec"]["source"]["path"] == "charts/modelrelease"
+    values = app["spec"]["source"]["helm"]["valuesObject"]
+    chart_values = load(REPO / "charts" / "modelrelease" / "values.yaml")
+    assert set(values) <= set(chart_values)
