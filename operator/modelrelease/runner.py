@@ -5,6 +5,14 @@ Why kopf runs in standalone mode: two replicas are kept apart by the Lease
 kopf's event posting is off because the operator posts its own, worded
 events; kopf's would only repeat its log lines on the release.
 
+Why the operator takes SIGTERM over from kopf once kopf is running: kopf's
+own handler starts a graceful shutdown during which this replica still
+holds, and renews, the Lease; under load that shutdown took 5-10 s, and the
+standby could only take over after it.  On SIGTERM the elector is stopped
+first (it releases the Lease at once, and every write is fenced from then
+on), and kopf is stopped through its stop flag, so the handover no longer
+waits for the rest of the shutdown.
+
 Why ``/healthz`` watches the Lease task: a replica whose elector has ended
 can never lead again, yet kopf keeps it looking alive.  The elector survives
 every I/O error by itself (``leader``), so its end is a bug; ``/healthz`` then
@@ -18,7 +26,9 @@ import asyncio
 import contextlib
 import logging
 import os
+import signal
 import socket
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -113,6 +123,16 @@ async def _api_client(kubeconfig: Path | None) -> client.ApiClient:
     return client.ApiClient(configuration)
 
 
+async def _take_over_signals(ready: asyncio.Event, handler: Callable[[int], None]) -> None:
+    """Once kopf runs (it installs its own SIGINT/SIGTERM handlers before it raises ``ready``), install ours."""
+    if threading.current_thread() is not threading.main_thread():
+        return  # no signals outside the main thread (as kopf)
+    await ready.wait()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, handler, signum)
+
+
 async def run(settings: RunConfig, stop: asyncio.Event | None = None) -> None:
     if settings.kubeconfig is not None:
         # kopf logs in on its own (via the kubernetes client), which reads KUBECONFIG.
@@ -167,6 +187,13 @@ async def run(settings: RunConfig, stop: asyncio.Event | None = None) -> None:
         settings.identity,
     )
     scope = scope_of(settings.namespaces)
+
+    def hand_over_and_stop(signum: int) -> None:
+        log.info("%s: handing the Lease over, then stopping", signal.Signals(signum).name)
+        election.cancel()  # its end releases the Lease (leader.LeaderElector.run)
+        stop_flag.set()
+
+    signals = asyncio.create_task(_take_over_signals(ready, hand_over_and_stop), name="signals")
     try:
         await kopf.operator(
             standalone=True,
@@ -178,6 +205,7 @@ async def run(settings: RunConfig, stop: asyncio.Event | None = None) -> None:
             stop_flag=stop_flag,
         )
     finally:
+        signals.cancel()
         await scheduler.close()
         election.cancel()
         with contextlib.suppress(asyncio.CancelledError):
