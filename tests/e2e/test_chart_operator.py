@@ -251,7 +251,7 @@ def test_helm_upgrade_mid_rollout_rolls_the_operator_without_disturbing_the_roll
     with scenario.traffic(chart.cluster, chart.watched, rate=40):
         releases.apply(releases.manifest(3, stages=stages, metrics=metrics))
         started = releases.wait_phase("Progressing", 120, also=lambda s: s.get("candidateVersion") == 3)
-        chart.helm("upgrade", chart.release, str(CHART), "--reuse-values", "--set", "logFormat=json")
+        chart.helm("upgrade", chart.release, str(CHART), "--reset-then-reuse-values", "--set", "logFormat=json")
 
         def rolled() -> bool:
             pods = chart.ready_pods()

@@ -201,3 +201,25 @@ def test_the_leader_lease_is_renewed_only_by_its_name() -> None:
     _, leader_rules = _rules()
     named = [rule for rule in leader_rules if "update" in rule["verbs"] or "get" in rule["verbs"]]
     assert named and all(rule.get("resourceNames") == ["modelrelease-operator"] for rule in named)
+
+
+def test_the_pod_monitor_gives_tf_serving_series_the_version_label_devstack_relabels_too() -> None:
+    from devstack.prometheus import pod_relabel_configs
+
+    docs = render(
+        {"metrics.podMonitor.enabled": True, "watchNamespaces": ["ml"]},
+        extra=["--api-versions", "monitoring.coreos.com/v1/PodMonitor"],
+    )
+    monitor = one(docs, "PodMonitor")
+    assert monitor["spec"]["namespaceSelector"] == {"matchNames": ["ml"]}
+    endpoint = monitor["spec"]["podMetricsEndpoints"][0]
+    from modelrelease.kube.manifests import METRICS_PATH
+
+    assert endpoint["path"] == METRICS_PATH and endpoint["port"] == "http"
+    chart = {(r["sourceLabels"][0], r["targetLabel"]) for r in endpoint["relabelings"]}
+    devstack = {
+        (r["source_labels"][0], r["target_label"])
+        for r in pod_relabel_configs()
+        if r.get("target_label") in ("version", "release", "namespace", "pod")
+    }
+    assert chart == devstack
