@@ -223,3 +223,20 @@ def test_the_pod_monitor_gives_tf_serving_series_the_version_label_devstack_rela
         if r.get("target_label") in ("version", "release", "namespace", "pod")
     }
     assert chart == devstack
+
+
+def test_the_readme_install_command_renders_the_chart() -> None:
+    import re
+    import shlex
+
+    readme = (REPO / "README.md").read_text().replace("\\\n", " ")
+    commands = [line.strip() for line in readme.splitlines() if line.strip().startswith("helm install ")]
+    assert commands, "the README shows no helm install"
+    for command in commands:
+        words = shlex.split(command)
+        assert words[3] == "charts/modelrelease", command
+        args = [w for w in words[4:] if w != "--create-namespace"]
+        result = helm("template", words[2], str(REPO / words[3]), *args)
+        assert result.returncode == 0, f"{command}: {result.stderr}"
+    named = set(re.findall(r"\b((?:examples|charts|docs)/[\w./-]*\w)", readme))
+    assert [name for name in named if not (REPO / name).exists()] == []
