@@ -240,3 +240,11 @@ def test_the_readme_install_command_renders_the_chart() -> None:
         assert result.returncode == 0, f"{command}: {result.stderr}"
     named = set(re.findall(r"\b((?:examples|charts|docs)/[\w./-]*\w)", readme))
     assert [name for name in named if not (REPO / name).exists()] == []
+
+
+def test_the_argo_cd_application_values_pass_the_charts_schema(tmp_path: Any) -> None:
+    app = yaml.safe_load((REPO / "examples" / "argocd" / "operator-application.yaml").read_text())
+    values = tmp_path / "values.yaml"
+    values.write_text(yaml.safe_dump(app["spec"]["source"]["helm"]["valuesObject"]))
+    result = helm("template", "modelrelease", str(CHART), "-f", str(values))
+    assert result.returncode == 0, result.stderr
