@@ -13,6 +13,13 @@ first (it releases the Lease at once, and every write is fenced from then
 on), and kopf is stopped through its stop flag, so the handover no longer
 waits for the rest of the shutdown.
 
+Why ``/healthz`` waits for kopf's insights and not only its ready flag: kopf
+raises the flag once its startup handlers ran, before it has reached the API
+server at all.  Found by running the chart's pods: kopf could not reach the
+API server and the pods were Ready for a minute.  The insights say that
+kopf's own discovery succeeded and that ModelReleases are among the watched
+resources (so the CRD is served): the watches are starting.
+
 Why ``/healthz`` watches the Lease task: a replica whose elector has ended
 can never lead again, yet kopf keeps it looking alive.  The elector survives
 every I/O error by itself (``leader``), so its end is a bug; ``/healthz`` then
@@ -35,10 +42,11 @@ from datetime import timedelta
 from pathlib import Path
 
 import kopf
+from kopf._cogs.structs.references import Insights  # what kopf watches; not re-exported by kopf
 from kubernetes_asyncio import client, config
 
+from modelrelease import GROUP, PLURAL, metrics
 from modelrelease import handlers as _handlers  # noqa: F401  (registers the kopf handlers)
-from modelrelease import metrics
 from modelrelease.engine import EngineSettings
 from modelrelease.kube.client import Kube
 from modelrelease.leader import LeaderElector, LeaseConfig
@@ -50,6 +58,13 @@ from modelrelease.routing.replicas import ReplicasRouter
 from modelrelease.scheduler import Scheduler
 
 log = logging.getLogger("modelrelease.operator")
+
+
+def watching_releases(insights: Insights) -> bool:
+    """kopf discovered the API through its own connection and watches ModelReleases."""
+    return insights.ready_resources.is_set() and any(
+        resource.group == GROUP and resource.plural == PLURAL for resource in insights.watched_resources
+    )
 
 
 class Health:
@@ -165,7 +180,8 @@ async def run(settings: RunConfig, stop: asyncio.Event | None = None) -> None:
     scheduler = Scheduler(one_pass, may_act=elector.is_leader, time_left=elector.validity_left)
     ready = asyncio.Event()
     stop_flag = stop or asyncio.Event()
-    health = Health(ready.is_set)
+    insights = Insights()
+    health = Health(lambda: ready.is_set() and watching_releases(insights))
     runner = await metrics.serve(
         settings.metrics_port, healthy=health, host=settings.metrics_host, describe=elector.describe
     )
@@ -203,6 +219,7 @@ async def run(settings: RunConfig, stop: asyncio.Event | None = None) -> None:
             memo=kopf.Memo(scheduler=scheduler, scope=scope),
             ready_flag=ready,
             stop_flag=stop_flag,
+            insights=insights,
         )
     finally:
         signals.cancel()
