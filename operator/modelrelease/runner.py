@@ -36,7 +36,7 @@ import os
 import signal
 import socket
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -58,6 +58,8 @@ from modelrelease.routing.replicas import ReplicasRouter
 from modelrelease.scheduler import Scheduler
 
 log = logging.getLogger("modelrelease.operator")
+SERVICE_TOKEN = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
+"""Where the kubelet mounts the pod's ServiceAccount token (and where in-cluster clients read it)."""
 
 
 def watching_releases(insights: Insights) -> bool:
@@ -127,14 +129,24 @@ class RunConfig:
         )
 
 
+def in_cluster(kubeconfig: Path | None, environ: Mapping[str, str], token: Path = SERVICE_TOKEN) -> bool:
+    """In a pod (the kubelet's variables and the ServiceAccount token are there) and no --kubeconfig given.
+
+    As kopf's own login does, a missing token means "not in a pod": the kubeconfig is used then.
+    """
+    return kubeconfig is None and bool(environ.get("KUBERNETES_SERVICE_HOST")) and token.is_file()
+
+
 async def _api_client(kubeconfig: Path | None) -> client.ApiClient:
-    if kubeconfig is None and os.environ.get("KUBERNETES_SERVICE_HOST"):
+    if in_cluster(kubeconfig, os.environ):
         config.load_incluster_config()  # type: ignore[no-untyped-call]
+        log.info("API server %s, as the pod's ServiceAccount (in-cluster)", os.environ["KUBERNETES_SERVICE_HOST"])
         return client.ApiClient()
     configuration = client.Configuration()
     await config.load_kube_config(
         config_file=str(kubeconfig) if kubeconfig else None, client_configuration=configuration
     )
+    log.info("API server %s, from kubeconfig %s", configuration.host, kubeconfig or "($KUBECONFIG or ~/.kube)")
     return client.ApiClient(configuration)
 
 

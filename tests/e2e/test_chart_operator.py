@@ -42,6 +42,7 @@ from chart_support import CHART, helm
 from rollout_support import ACCURACY_RATIO, Releases
 
 from devstack import scenario
+from devstack.podrunner import mountns
 from devstack.testing import Cluster, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.cluster, pytest.mark.timeout(600)]
@@ -82,6 +83,10 @@ class Install:
         lease = self.cluster.get("lease", self.lease, namespace=self.namespace)
         holder: str | None = (lease.get("spec") or {}).get("holderIdentity")
         return holder
+
+    def log_of(self, pod: str) -> str:
+        logs = (self.cluster.state_dir / "podrunner" / "pods").glob(f"{self.namespace}_{pod}_*/logs/operator/*.log")
+        return "".join(path.read_text(errors="replace") for path in sorted(logs))
 
     def log_tails(self, lines: int = 60) -> str:
         parts = []
@@ -206,6 +211,11 @@ def test_chart_replicas_become_ready_and_exactly_one_leads(chart: Install) -> No
             assert body.strip() == f"ok: leader ({name})"
         else:
             assert f"standby ({name}); {holder} holds lease {chart.namespace}/{chart.lease}" in body
+    # The pod runner mounts the token at the in-cluster path when it can (root: a mount namespace per
+    # container); otherwise the operator falls back to the KUBECONFIG it writes from the same token.
+    expected = "(in-cluster)" if mountns.available() else "from kubeconfig"
+    for name in names:
+        assert expected in chart.log_of(name), f"{name} did not log in {expected}"
     pod = pods[0]["spec"]
     assert pod["serviceAccountName"] == f"{chart.release}-modelrelease"
     assert any(v.get("projected") for v in pod["volumes"]), "no projected ServiceAccount token"
