@@ -20,13 +20,13 @@ export MODELRELEASE_CACHE := $(CACHE)
 # code comes first for every command (and every process they start).
 export PYTHONPATH := $(CURDIR)/operator:$(CURDIR)$(if $(PYTHONPATH),:$(PYTHONPATH))
 
-.PHONY: help setup venv test test-unit test-integration test-e2e lint typecheck crds demo bench bench-judgment bench-chaos clean devstack-up devstack-down
+.PHONY: help setup venv test test-unit test-integration test-e2e lint typecheck crds docs demo bench bench-judgment bench-chaos clean devstack-up devstack-down
 
 help:
 	@echo "make demo        run a real rollout on a local cluster (v1 -> v2 promoted -> v3 rolled back)"
 	@echo "make test        lint, type-check and run every test (unit, integration, e2e)"
 	@echo "make test-unit   only the fast tests that need no cluster"
-	@echo "make crds        regenerate crds/ from the pydantic models"
+	@echo "make crds        regenerate crds/ (and the chart's copy, docs/api.md) from the pydantic models"
 	@echo "make bench       print benchmark numbers"
 	@echo "make bench-judgment  simulate the judges side by side; writes docs/benchmarks.md (a few minutes)"
 	@echo "make bench-chaos     chaos trials on a private devstack (CHAOS_TRIALS of each fault); violations, time added"
@@ -74,6 +74,11 @@ test-e2e: setup
 
 crds: venv
 	$(PY) -m modelrelease.api.crd crds/
+	$(PY) -m modelrelease.api.crd charts/modelrelease/crds/
+	$(PY) -m modelrelease.api.reference docs/api.md
+
+# The API reference is generated with the CRD, from the same models.
+docs: crds
 
 demo: setup
 	$(PY) -m devstack.demo

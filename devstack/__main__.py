@@ -29,6 +29,9 @@ def _setup(_: argparse.Namespace) -> int:
     for step_name, secs in build.build().items():
         timings[f"go: {step_name}"] = secs
     timings["control plane (go build)"] = time.monotonic() - t0
+    t0 = time.monotonic()
+    build.build_lua_harness()
+    timings["argo cd lua harness (go build)"] = time.monotonic() - t0
     for name, step in (
         ("prometheus (apt)", _optional_step("prometheus", "ensure_installed")),
         ("savedmodels (train)", _optional_step("models", "ensure_models")),

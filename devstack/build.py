@@ -314,6 +314,44 @@ def _is_current(out: Path, tool: Tool) -> bool:
     return stamp.read_text() == tool.recipe()
 
 
+GOPHER_LUA_VERSION = "v1.1.1"
+"""The Lua interpreter Argo CD embeds; its resource-customization scripts are tested with it (devstack/luaharness)."""
+LUA_HARNESS_SOURCE = Path(__file__).resolve().parent / "luaharness"
+
+
+def lua_harness() -> Path:
+    """The built harness: ``luaharness SCRIPT < object.json`` prints the script's result as JSON."""
+    return cache_root() / "bin" / f"gopher-lua-{GOPHER_LUA_VERSION}" / "luaharness"
+
+
+def _lua_harness_recipe() -> str:
+    sources = "".join((LUA_HARNESS_SOURCE / name).read_text() for name in sorted(("main.go", "go.mod", "go.sum")))
+    return f"gopher-lua {GOPHER_LUA_VERSION} {hash_text(sources)}\n"
+
+
+def build_lua_harness() -> dict[str, float]:
+    """Build the Argo CD Lua harness once per gopher-lua version and source; return the seconds spent."""
+    out = lua_harness()
+    stamp = out.with_name(".luaharness.recipe")
+    recipe = _lua_harness_recipe()
+    if out.exists() and stamp.exists() and stamp.read_text() == recipe:
+        return {}
+    if shutil.which("go") is None:
+        sys.exit("devstack build: the Go toolchain is not on PATH; install Go >= 1.22 first")
+    t0 = time.monotonic()
+    work = cache_root() / "gobuild" / f"luaharness-{GOPHER_LUA_VERSION}"
+    if work.exists():
+        shutil.rmtree(work)
+    shutil.copytree(LUA_HARNESS_SOURCE, work)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ, CGO_ENABLED="0", GOFLAGS="-mod=readonly", GOTOOLCHAIN="local")
+    tmp = out.with_name(".luaharness.tmp")
+    _run(["go", "build", "-trimpath", "-ldflags", "-s -w", "-o", str(tmp), "."], work, env)
+    tmp.rename(out)
+    stamp.write_text(recipe)
+    return {"luaharness (gopher-lua)": time.monotonic() - t0}
+
+
 def main() -> None:
     t0 = time.monotonic()
     timings = build(force="--force" in sys.argv)

@@ -38,8 +38,15 @@ def _tf_serving(launch: Launch) -> list[str]:
     return [sys.executable, "-m", "devstack.modelserver", f"--bind_address={launch.pod_ip}", *rest]
 
 
+OPERATOR_ENTRYPOINT = ("run",)
+"""The operator image's ENTRYPOINT is ``modelrelease run`` (Dockerfile): a container's args are run's flags."""
+
+
 def _operator(launch: Launch) -> list[str]:
-    return [sys.executable, "-m", "modelrelease.cli", *_drop_entrypoint(launch, "modelrelease")]
+    """This checkout's ``modelrelease``; with no command, the image's entrypoint ``modelrelease run`` comes first."""
+    if launch.command:
+        return [sys.executable, "-m", "modelrelease.cli", *_drop_entrypoint(launch, "modelrelease")]
+    return [sys.executable, "-m", "modelrelease.cli", *OPERATOR_ENTRYPOINT, *launch.args]
 
 
 def _probe_server(launch: Launch) -> list[str]:

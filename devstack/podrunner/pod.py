@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from devstack import paths
-from devstack.podrunner import images
+from devstack.podrunner import images, mountns
 from devstack.podrunner.clock import now_rfc3339
 from devstack.podrunner.container import ContainerRunner, Prepared, RestartPolicy, StartFailure
 from devstack.podrunner.env import ContainerConfigError, build_env, decode_source
@@ -265,6 +265,10 @@ class PodWorker:
                 "ErrImagePull",
                 f'Failed to pull image "{image}": devstack has no local program for this image (known: {known})',
             )
+        token_dir = table.get(SERVICE_ACCOUNT_DIR)
+        if token_dir is not None and mountns.available():
+            # In-cluster clients read the token and CA at the fixed path, as in a real container.
+            argv = mountns.wrap(argv, str(token_dir), SERVICE_ACCOUNT_DIR)
         (self.directory / "tmp").mkdir(exist_ok=True)
         working_dir = container.get("workingDir")
         cwd = paths.resolve(working_dir, env[paths.ENV_VAR]) if working_dir else self.directory

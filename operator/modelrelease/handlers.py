@@ -24,6 +24,8 @@ Everything else (reading the world, the engine, applying, status) is in
 
 from __future__ import annotations
 
+import dataclasses
+import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -37,8 +39,26 @@ from modelrelease.scheduler import Scheduler
 
 @kopf.on.login()
 def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
-    """In-cluster credentials, else the kubeconfig named by ``--kubeconfig`` (read when kopf logs in, not at import)."""
-    return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+    """In-cluster credentials, else the kubeconfig named by ``--kubeconfig`` (read when kopf logs in, not at import).
+
+    In a pod the API server's address is ``KUBERNETES_SERVICE_HOST``/``PORT``, as
+    client-go and the kubernetes clients (and so the leader elector) read it;
+    kopf's own service-account login would use ``kubernetes.default.svc:443``,
+    which needs cluster DNS and the Service's port, and could reach a different
+    address than the elector does.
+    """
+    found = kopf.login_with_service_account(**kwargs)
+    if found is None:
+        return kopf.login_with_kubeconfig(**kwargs)
+    return dataclasses.replace(found, server=in_cluster_server(os.environ) or found.server)
+
+
+def in_cluster_server(environ: Mapping[str, str]) -> str | None:
+    """``https://host:port`` from the variables the kubelet sets in every pod (IPv6 hosts in brackets)."""
+    host, port = environ.get("KUBERNETES_SERVICE_HOST"), environ.get("KUBERNETES_SERVICE_PORT")
+    if not host or not port:
+        return None
+    return f"https://[{host}]:{port}" if ":" in host else f"https://{host}:{port}"
 
 
 def wants_a_pass(event_type: str | None, body: Mapping[str, Any]) -> bool:

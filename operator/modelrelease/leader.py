@@ -144,6 +144,13 @@ class LeaderElector:
         """Seconds this replica may still act without another successful renewal (0 when it does not lead)."""
         return max(0.0, self._valid_until - self._monotonic())
 
+    def describe(self) -> str:
+        """Who leads, as this replica knows it: for ``/healthz``'s body and people reading it."""
+        if self.is_leader():
+            return f"leader ({self.config.identity})"
+        holder = self._observed.record[1] if isinstance(self._observed.record, tuple) else None
+        return f"standby ({self.config.identity}); {holder or 'nobody'} holds lease {self.config.namespace}/{self.config.name}"
+
     async def run(self) -> None:
         """Try to acquire or renew forever; cancel to stop (the Lease is then released)."""
         try:

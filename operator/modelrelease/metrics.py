@@ -66,15 +66,23 @@ def count_phases(phases: dict[str, str]) -> None:
         RELEASES.labels(phase=phase.value).set(sum(1 for p in phases.values() if p == phase.value))
 
 
-async def serve(port: int, healthy: Callable[[], bool], host: str = "127.0.0.1") -> web.AppRunner:
-    """Start the endpoint; the caller cleans the returned runner up."""
+async def serve(
+    port: int, healthy: Callable[[], bool], host: str = "127.0.0.1", describe: Callable[[], str] = lambda: ""
+) -> web.AppRunner:
+    """Start the endpoint; the caller cleans the returned runner up.
+
+    ``/healthz`` answers 200 or 503 from ``healthy()``; its body adds ``describe()``
+    (which replica leads), for whoever reads the probe by hand.
+    """
 
     async def metrics(_: web.Request) -> web.Response:
         return web.Response(body=generate_latest(REGISTRY), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def healthz(_: web.Request) -> web.Response:
         ok = healthy()
-        return web.Response(status=200 if ok else 503, text="ok\n" if ok else "not ready\n")
+        detail = describe()
+        text = ("ok" if ok else "not ready") + (f": {detail}" if detail else "")
+        return web.Response(status=200 if ok else 503, text=text + "\n")
 
     app = web.Application()
     app.router.add_get("/metrics", metrics)

@@ -5,6 +5,21 @@ Why kopf runs in standalone mode: two replicas are kept apart by the Lease
 kopf's event posting is off because the operator posts its own, worded
 events; kopf's would only repeat its log lines on the release.
 
+Why the operator takes SIGTERM over from kopf once kopf is running: kopf's
+own handler starts a graceful shutdown during which this replica still
+holds, and renews, the Lease; under load that shutdown took 5-10 s, and the
+standby could only take over after it.  On SIGTERM the elector is stopped
+first (it releases the Lease at once, and every write is fenced from then
+on), and kopf is stopped through its stop flag, so the handover no longer
+waits for the rest of the shutdown.
+
+Why ``/healthz`` waits for kopf's insights and not only its ready flag: kopf
+raises the flag once its startup handlers ran, before it has reached the API
+server at all.  Found by running the chart's pods: kopf could not reach the
+API server and the pods were Ready for a minute.  The insights say that
+kopf's own discovery succeeded and that ModelReleases are among the watched
+resources (so the CRD is served): the watches are starting.
+
 Why ``/healthz`` watches the Lease task: a replica whose elector has ended
 can never lead again, yet kopf keeps it looking alive.  The elector survives
 every I/O error by itself (``leader``), so its end is a bug; ``/healthz`` then
@@ -18,17 +33,20 @@ import asyncio
 import contextlib
 import logging
 import os
+import signal
 import socket
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
 import kopf
+from kopf._cogs.structs.references import Insights  # what kopf watches; not re-exported by kopf
 from kubernetes_asyncio import client, config
 
+from modelrelease import GROUP, PLURAL, metrics
 from modelrelease import handlers as _handlers  # noqa: F401  (registers the kopf handlers)
-from modelrelease import metrics
 from modelrelease.engine import EngineSettings
 from modelrelease.kube.client import Kube
 from modelrelease.leader import LeaderElector, LeaseConfig
@@ -40,6 +58,15 @@ from modelrelease.routing.replicas import ReplicasRouter
 from modelrelease.scheduler import Scheduler
 
 log = logging.getLogger("modelrelease.operator")
+SERVICE_TOKEN = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
+"""Where the kubelet mounts the pod's ServiceAccount token (and where in-cluster clients read it)."""
+
+
+def watching_releases(insights: Insights) -> bool:
+    """kopf discovered the API through its own connection and watches ModelReleases."""
+    return insights.ready_resources.is_set() and any(
+        resource.group == GROUP and resource.plural == PLURAL for resource in insights.watched_resources
+    )
 
 
 class Health:
@@ -102,15 +129,35 @@ class RunConfig:
         )
 
 
+def in_cluster(kubeconfig: Path | None, environ: Mapping[str, str], token: Path = SERVICE_TOKEN) -> bool:
+    """In a pod (the kubelet's variables and the ServiceAccount token are there) and no --kubeconfig given.
+
+    As kopf's own login does, a missing token means "not in a pod": the kubeconfig is used then.
+    """
+    return kubeconfig is None and bool(environ.get("KUBERNETES_SERVICE_HOST")) and token.is_file()
+
+
 async def _api_client(kubeconfig: Path | None) -> client.ApiClient:
-    if kubeconfig is None and os.environ.get("KUBERNETES_SERVICE_HOST"):
+    if in_cluster(kubeconfig, os.environ):
         config.load_incluster_config()  # type: ignore[no-untyped-call]
+        log.info("API server %s, as the pod's ServiceAccount (in-cluster)", os.environ["KUBERNETES_SERVICE_HOST"])
         return client.ApiClient()
     configuration = client.Configuration()
     await config.load_kube_config(
         config_file=str(kubeconfig) if kubeconfig else None, client_configuration=configuration
     )
+    log.info("API server %s, from kubeconfig %s", configuration.host, kubeconfig or "($KUBECONFIG or ~/.kube)")
     return client.ApiClient(configuration)
+
+
+async def _take_over_signals(ready: asyncio.Event, handler: Callable[[int], None]) -> None:
+    """Once kopf runs (it installs its own SIGINT/SIGTERM handlers before it raises ``ready``), install ours."""
+    if threading.current_thread() is not threading.main_thread():
+        return  # no signals outside the main thread (as kopf)
+    await ready.wait()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, handler, signum)
 
 
 async def run(settings: RunConfig, stop: asyncio.Event | None = None) -> None:
@@ -145,8 +192,11 @@ async def run(settings: RunConfig, stop: asyncio.Event | None = None) -> None:
     scheduler = Scheduler(one_pass, may_act=elector.is_leader, time_left=elector.validity_left)
     ready = asyncio.Event()
     stop_flag = stop or asyncio.Event()
-    health = Health(ready.is_set)
-    runner = await metrics.serve(settings.metrics_port, healthy=health, host=settings.metrics_host)
+    insights = Insights()
+    health = Health(lambda: ready.is_set() and watching_releases(insights))
+    runner = await metrics.serve(
+        settings.metrics_port, healthy=health, host=settings.metrics_host, describe=elector.describe
+    )
     election = asyncio.create_task(elector.run(), name="lease")
     health.watch(election)
     kopf_settings = kopf.OperatorSettings()
@@ -165,6 +215,13 @@ async def run(settings: RunConfig, stop: asyncio.Event | None = None) -> None:
         settings.identity,
     )
     scope = scope_of(settings.namespaces)
+
+    def hand_over_and_stop(signum: int) -> None:
+        log.info("%s: handing the Lease over, then stopping", signal.Signals(signum).name)
+        election.cancel()  # its end releases the Lease (leader.LeaderElector.run)
+        stop_flag.set()
+
+    signals = asyncio.create_task(_take_over_signals(ready, hand_over_and_stop), name="signals")
     try:
         await kopf.operator(
             standalone=True,
@@ -174,8 +231,10 @@ async def run(settings: RunConfig, stop: asyncio.Event | None = None) -> None:
             memo=kopf.Memo(scheduler=scheduler, scope=scope),
             ready_flag=ready,
             stop_flag=stop_flag,
+            insights=insights,
         )
     finally:
+        signals.cancel()
         await scheduler.close()
         election.cancel()
         with contextlib.suppress(asyncio.CancelledError):

@@ -1,7 +1,7 @@
 """The pure rollout engine: (spec, status, observations, now) -> (status, actions).
 
-No I/O, no clock, no randomness: every rule of DESIGN.md section 3 is a
-unit or property test, and a restarted operator resumes from status alone.
+No I/O, no clock, no randomness: every rule (docs/architecture.md, "The engine")
+is a unit or property test, and a restarted operator resumes from status alone.
 """
 
 from modelrelease.engine.actions import (

@@ -3,7 +3,7 @@
 kube-proxy spreads a Service's connections evenly over its ready endpoints,
 so with the stable version at its full N replicas and the candidate at c,
 the candidate receives c / (N + c) of the traffic.  The stable version keeps
-its full capacity throughout (DESIGN.md section 2), so small weights are
+its full capacity throughout (docs/architecture.md, "The routers"), so small weights are
 approximate: 5% of 3 stable replicas still needs one candidate pod (25%).
 Status therefore reports the weight achieved, computed from *ready* pods of
 the current template.
