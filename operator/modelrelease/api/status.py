@@ -96,6 +96,13 @@ class HistoryEntry(ApiModel):
     at: str | None = None
 
 
+class ManagedRouteStatus(ApiModel):
+    """The user's route object a router edits for the release, so it can be put back later."""
+
+    router: str
+    name: str
+
+
 class ModelReleaseStatus(ApiModel):
     phase: Phase = Field(default=Phase.INITIALIZING, strict=False)  # read from JSON as its string value
     stable_version: int | None = None
@@ -121,4 +128,8 @@ class ModelReleaseStatus(ApiModel):
     )
     retiring_version: int | None = Field(
         default=None, description="The previous stable version, kept at full capacity until the new stable is ready."
+    )
+    managed_route: ManagedRouteStatus | None = Field(
+        default=None,
+        description="The HTTPRoute or VirtualService the router edits; put back on deletion or a router change.",
     )
