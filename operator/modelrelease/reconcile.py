@@ -120,6 +120,8 @@ ERROR_RETRY = 5.0
 """Seconds before retrying a pass the API server refused; the error is an event and a log line."""
 WAIT_POLL = 2.0
 """Longest wait while pods start or the model loads, whatever the analysis interval."""
+ROUTE_POLL = 5.0
+"""Seconds between passes while the route cannot be used: creating or fixing it is not a change to the release."""
 
 
 @dataclass
@@ -237,7 +239,10 @@ async def _reconcile(ctx: OperatorContext, namespace: str, name: str) -> PassOut
         return PassOutcome(phase=new_status.phase.value, next_in=REFUSED_RETRY if refused else ERROR_RETRY)
     problems = {OWNERSHIP_CONFLICT: "", APPLY_FAILED: ""}
     await _note_apply_problems(kube, release, new_status, resource_version, problems, stamp, generation)
-    return PassOutcome(phase=new_status.phase.value, next_in=next_pass_in(spec, new_status))
+    next_in = next_pass_in(spec, new_status)
+    if route_state is not None and route_state.problem:
+        next_in = min(next_in, ROUTE_POLL) if next_in is not None else ROUTE_POLL
+    return PassOutcome(phase=new_status.phase.value, next_in=next_in)
 
 
 def needs_polling(status: ModelReleaseStatus) -> bool:

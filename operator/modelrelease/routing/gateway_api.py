@@ -213,6 +213,30 @@ def observed_split(rules: Sequence[Mapping[str, Any]], release: str) -> tuple[in
     return 0, 0, cohort
 
 
+DEFAULT_MATCH = {"path": {"type": "PathPrefix", "value": "/"}}
+
+
+def normalized(rules: Sequence[Mapping[str, Any]]) -> list[Rule]:
+    """``rules`` with the defaults the HTTPRoute schema fills in, so what was written compares equal to what is read."""
+    out: list[Rule] = [copy.deepcopy(dict(rule)) for rule in rules]
+    for rule in out:
+        matches = rule.setdefault("matches", [copy.deepcopy(DEFAULT_MATCH)])
+        for match in matches:
+            match.setdefault("path", copy.deepcopy(DEFAULT_MATCH["path"]))
+            for header in match.get("headers") or []:
+                header.setdefault("type", "Exact")
+        for ref in rule.get("backendRefs") or []:
+            ref.setdefault("group", "")
+            ref.setdefault("kind", "Service")
+            ref.setdefault("weight", 1)
+        for route_filter in rule.get("filters") or []:
+            mirror_ref = (route_filter.get("requestMirror") or {}).get("backendRef")
+            if isinstance(mirror_ref, dict):
+                mirror_ref.setdefault("group", "")
+                mirror_ref.setdefault("kind", "Service")
+    return out
+
+
 def route_problem(route: Mapping[str, Any] | None, namespace: str, name: str, release: str) -> tuple[str, str]:
     """(reason, message) when the route cannot carry the release's traffic; ("", "") when it can."""
     where = f"HTTPRoute {namespace}/{name}"
@@ -282,6 +306,10 @@ class UserRouteRouter:
     def caught_up(self, route: Mapping[str, Any]) -> bool:
         return True
 
+    def normalize(self, rules: Sequence[Mapping[str, Any]]) -> list[Rule]:
+        """Rules as the API server stores them (its schema's defaults filled in)."""
+        return [dict(rule) for rule in rules]
+
     # --- shared -------------------------------------------------------------------------------------------------
 
     def plan(self, target: ReleaseTarget, request: RouteRequest) -> RoutePlan:
@@ -309,7 +337,7 @@ class UserRouteRouter:
         body: dict[str, Any] = {"metadata": {"resourceVersion": metadata.get("resourceVersion")}}
         if labels.get(LABEL_RELEASE) != label:
             body["metadata"]["labels"] = {LABEL_RELEASE: label}
-        if rules != self._rules(route):
+        if self.normalize(rules) != self.normalize(self._rules(route)):
             body["spec"] = {self.rules_field: rules}
         if len(body) == 1 and "labels" not in body["metadata"]:
             return
@@ -338,7 +366,7 @@ class UserRouteRouter:
         weight, mirror, cohort = self.split(rules, target.release)
         flowing = target.candidate_version is not None
         wanted = self.desired(rules, target.release, plan.request, flowing)
-        in_place = wanted == rules
+        in_place = self.normalize(wanted) == self.normalize(rules)
         if problem:
             return RouteState(weight=weight, mirror=mirror, match_applied=cohort, problem=problem, reason=reason)
         reached = in_place and self.caught_up(route)
@@ -388,3 +416,6 @@ class GatewayApiRouter(UserRouteRouter):
 
     def caught_up(self, route: Mapping[str, Any]) -> bool:
         return parents_caught_up(route)
+
+    def normalize(self, rules: Sequence[Mapping[str, Any]]) -> list[Rule]:
+        return normalized(rules)
