@@ -298,6 +298,7 @@ def traffic(
     service: str = "digits",
     seed: int | None = None,
     http_route: str | None = None,
+    virtual_service: str | None = None,
     headers: dict[str, str] | None = None,
     header_share: float = 0.0,
 ) -> Iterator[Any]:
@@ -305,7 +306,8 @@ def traffic(
 
     With ``http_route`` the traffic goes through devstack's Gateway (Traefik)
     instead, which follows that HTTPRoute (``devstack.traffic.GatewayResolver``);
-    ``header_share`` of the requests carry ``headers`` (an A/B cohort).
+    with ``virtual_service`` the generator itself follows that VirtualService
+    (there is no Envoy on devstack); ``header_share`` of the requests carry ``headers`` (an A/B cohort).
     Yields the ``TrafficGenerator``; sending starts only once Prometheus
     scrapes it, so ``increase()`` over the run sees every request.
     """
@@ -313,7 +315,11 @@ def traffic(
     from devstack.traffic import TrafficConfig, running
     from devstack.traffic.kube import resolver_for_service
 
-    if http_route is None:
+    if virtual_service is not None:
+        resolver = resolver_for_service(
+            cluster.kubeconfig, namespace, service, router="virtualservice", route_name=virtual_service, ttl=0.5
+        )
+    elif http_route is None:
         resolver = resolver_for_service(cluster.kubeconfig, namespace, service, router="replicas", ttl=0.5)
     else:
         record = StateDir(cluster.state_dir).read()

@@ -1,12 +1,17 @@
-"""The gatewayApi router on devstack: a real gateway (Traefik) serves the user's HTTPRoute as the operator edits it.
+"""The gatewayApi and istio routers on devstack: the user's route, edited by the operator, carries the traffic.
 
-One release walks every stage kind while labelled traffic goes through
-Traefik, and each stage is held (``spec.holdAt``) long enough to measure it:
-the canary split over 2,000 requests, the A/B cohort, the shadow stage (only
-stable answers users, the candidate gets the mirrored copies and a bad model
-is rolled back from them).  On the same route: a missing route, an edit by
-someone else put back, a rollback restoring 100% stable, and deletion
-restoring the route with the user's own rule byte-identical.
+gatewayApi: a real gateway (Traefik) serves the HTTPRoute.  One release
+walks every stage kind while labelled traffic goes through Traefik, and each
+stage is held (``spec.holdAt``) long enough to measure it: the canary split
+over 2,000 requests, the A/B cohort, the shadow stage (only stable answers
+users, the candidate gets the mirrored copies and a bad model is rolled back
+from them).  On the same route: a missing route, an edit by someone else put
+back, a rollback restoring 100% stable, and deletion restoring the route
+with the user's own rule byte-identical.
+
+istio: there is no Envoy here, so the traffic generator follows the
+VirtualService itself; the same stages and the same guarantees, on one
+release.  One scenario per router keeps the added test time to a few minutes.
 """
 
 from __future__ import annotations
@@ -58,13 +63,17 @@ def http_route(namespace: str) -> dict[str, Any]:
     }
 
 
-def manifest(namespace: str, version: int, hold_at: str = "") -> dict[str, Any]:
+GATEWAY_API = {"router": "gatewayApi", "gatewayApi": {"httpRoute": ROUTE}}
+ISTIO = {"router": "istio", "istio": {"virtualService": ROUTE}}
+
+
+def manifest(namespace: str, version: int, hold_at: str = "", traffic: dict[str, Any] = GATEWAY_API) -> dict[str, Any]:
     return scenario.digits_release(
         "digits",
         namespace,
         version,
         1,
-        traffic={"router": "gatewayApi", "gatewayApi": {"httpRoute": ROUTE}},
+        traffic=traffic,
         stages=STAGES,
         holdAt=hold_at,
         analysis={
@@ -86,17 +95,17 @@ def manifest(namespace: str, version: int, hold_at: str = "") -> dict[str, Any]:
 
 
 class Route:
-    def __init__(self, cluster: Cluster, namespace: str) -> None:
-        self.cluster, self.namespace = cluster, namespace
+    def __init__(self, cluster: Cluster, namespace: str, kind: str = "httproute", field: str = "rules") -> None:
+        self.cluster, self.namespace, self.kind, self.field = cluster, namespace, kind, field
 
     def get(self) -> dict[str, Any] | None:
-        found = self.cluster.kubectl("get", "httproute", ROUTE, "-n", self.namespace, "-o", "json", check=False)
+        found = self.cluster.kubectl("get", self.kind, ROUTE, "-n", self.namespace, "-o", "json", check=False)
         return json.loads(found.stdout) if found.returncode == 0 else None
 
     def rules(self) -> list[dict[str, Any]]:
         route = self.get()
         assert route is not None
-        rules: list[dict[str, Any]] = route["spec"]["rules"]
+        rules: list[dict[str, Any]] = route["spec"][self.field]
         return rules
 
     def accepted(self) -> bool:
@@ -225,6 +234,89 @@ def test_gateway_api_router_drives_traefik_through_every_stage_and_gives_the_rou
     assert restored is not None
     assert restored["spec"]["rules"] == [user_rule_as_stored, release_rule_as_stored]
     assert "modelrelease.io/release" not in (restored["metadata"].get("labels") or {})
+
+
+VS_USER_ROUTE = {
+    "name": "admin",
+    "match": [{"uri": {"prefix": "/admin"}}],
+    "headers": {"request": {"add": {"x-team": "ml"}}},
+    "route": [{"destination": {"host": "digits", "port": {"number": 8501}}}],
+}
+VS_RELEASE_ROUTE = {
+    "name": "predict",
+    "match": [{"uri": {"prefix": "/tensorflow.serving.PredictionService/"}}],
+    "route": [{"destination": {"host": "digits-stable", "port": {"number": 8500}}}],
+}
+
+
+def virtual_service(namespace: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "networking.istio.io/v1",
+        "kind": "VirtualService",
+        "metadata": {"name": ROUTE, "namespace": namespace},
+        "spec": {"hosts": ["digits"], "http": [copy.deepcopy(VS_USER_ROUTE), copy.deepcopy(VS_RELEASE_ROUTE)]},
+    }
+
+
+def test_istio_router_edits_the_virtual_service_through_every_stage_and_gives_it_back(
+    cluster: Cluster, releases: Releases, operator_process: OperatorProcess
+) -> None:
+    namespace = releases.namespace
+    route = Route(cluster, namespace, "virtualservice", "http")
+    releases.apply(manifest(namespace, 1, traffic=ISTIO))
+    status = releases.wait_phase(
+        "Succeeded", 90, also=lambda s: condition(s, "RouteReady").get("reason") == "RouteMissing"
+    )
+    wait_for(lambda: "RouteNotReady" in releases.event_reasons(), 20, message="RouteNotReady event")
+    cluster.kubectl("apply", "-f", "-", input=json.dumps(virtual_service(namespace)))
+    releases.wait_phase("Succeeded", 30, also=lambda s: condition(s, "RouteReady").get("status") == "True")
+    as_written = copy.deepcopy(route.rules())
+    assert as_written == [VS_USER_ROUTE, VS_RELEASE_ROUTE]
+
+    with scenario.traffic(
+        cluster, namespace, rate=200, duration=600, virtual_service=ROUTE, headers=COHORT, header_share=0.3
+    ) as generator:
+        releases.patch_spec({"model": {"version": 2}, "holdAt": "shadow"})
+        at_stage(releases, "shadow")()
+        before, after = counts_over(generator, 300, 30)
+        assert set(_answers(before, after)) == {"1"} and after.mirrored - before.mirrored > 200
+        assert route.rules()[1]["mirror"] == {"host": "digits-canary", "port": {"number": 8500}}
+
+        releases.patch_spec({"holdAt": "canary-30"})
+        at_stage(releases, "canary-30")()
+        before, after = counts_over(generator, 3000, 60)
+        answers = _answers(before, after)
+        share = 100 * answers.get("2", 0) / sum(answers.values())
+        assert sum(answers.values()) >= 2900 and abs(share - 30) <= 3, answers
+
+        releases.patch_spec({"holdAt": "ab"})
+        at_stage(releases, "ab")()
+        before, after = counts_over(generator, 600, 30)
+        cohort = {k: after.cohort_versions[k] - before.cohort_versions.get(k, 0) for k in after.cohort_versions}
+        assert cohort.get((True, "2"), 0) > 100 and cohort.get((True, "1"), 0) == 0, cohort
+        assert cohort.get((False, "1"), 0) > 300 and cohort.get((False, "2"), 0) == 0, cohort
+
+        cluster.kubectl(
+            "patch",
+            "virtualservice",
+            ROUTE,
+            "-n",
+            namespace,
+            "--type=merge",
+            "-p",
+            json.dumps({"spec": {"http": as_written}}),
+        )
+        wait_for(lambda: route.rules()[1].get("name") == "modelrelease-digits-cohort-0", 15, message="put back")
+
+        releases.annotate("modelrelease.io/abort", "now")
+        releases.wait_phase("RolledBack", 30)
+        wait_for(lambda: route.rules() == as_written, 3, message="virtual service at stable")
+
+    cluster.kubectl("delete", "modelrelease", "digits", "-n", namespace, "--wait=true", "--timeout=30s")
+    restored = route.get()
+    assert restored is not None and restored["spec"]["http"] == as_written
+    assert "modelrelease.io/release" not in (restored["metadata"].get("labels") or {})
+    assert status["stableVersion"] == 1
 
 
 def _answers(before: Any, after: Any) -> dict[str, int]:
