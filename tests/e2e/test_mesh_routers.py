@@ -150,6 +150,11 @@ def counts_over(generator: Any, requests: int, timeout: float) -> tuple[Any, Any
     return before, generator.stats
 
 
+def settle(generator: Any) -> None:
+    """Let the data plane catch up with the route just written (Traefik reloads, the generator's cache expires)."""
+    counts_over(generator, 300, 20)
+
+
 def test_gateway_api_router_drives_traefik_through_every_stage_and_gives_the_route_back(
     cluster: Cluster, releases: Releases, operator_process: OperatorProcess
 ) -> None:
@@ -178,6 +183,7 @@ def test_gateway_api_router_drives_traefik_through_every_stage_and_gives_the_rou
         # Shadow: every user answer from v1, v2 gets the mirrored copies and is judged on them.
         releases.patch_spec({"model": {"version": 2}, "holdAt": "shadow"})
         at_stage(releases, "shadow")()
+        settle(generator)
         before, after = counts_over(generator, 300, 30)
         assert set(_answers(before, after)) == {"1"}, _answers(before, after)
         assert after.mirrored - before.mirrored > 200
@@ -188,6 +194,7 @@ def test_gateway_api_router_drives_traefik_through_every_stage_and_gives_the_rou
         releases.patch_spec({"holdAt": "canary-30"})
         at_stage(releases, "canary-30")()
         wait_for(route.accepted, 10, message="Traefik took the weights")
+        settle(generator)
         before, after = counts_over(generator, SPLIT_REQUESTS, 60)
         answers = _answers(before, after)
         share = 100 * answers.get("2", 0) / sum(answers.values())
@@ -197,6 +204,7 @@ def test_gateway_api_router_drives_traefik_through_every_stage_and_gives_the_rou
         releases.patch_spec({"holdAt": "ab"})
         at_stage(releases, "ab")()
         wait_for(route.accepted, 10, message="Traefik took the cohort rule")
+        settle(generator)
         before, after = counts_over(generator, 600, 30)
         cohort = {k: after.cohort_versions[k] - before.cohort_versions.get(k, 0) for k in after.cohort_versions}
         assert cohort.get((True, "2"), 0) > 100 and cohort.get((True, "1"), 0) == 0, cohort
@@ -278,12 +286,14 @@ def test_istio_router_edits_the_virtual_service_through_every_stage_and_gives_it
     ) as generator:
         releases.patch_spec({"model": {"version": 2}, "holdAt": "shadow"})
         at_stage(releases, "shadow")()
+        settle(generator)
         before, after = counts_over(generator, 300, 30)
         assert set(_answers(before, after)) == {"1"} and after.mirrored - before.mirrored > 200
         assert route.rules()[1]["mirror"] == {"host": "digits-canary", "port": {"number": 8500}}
 
         releases.patch_spec({"holdAt": "canary-30"})
         at_stage(releases, "canary-30")()
+        settle(generator)
         before, after = counts_over(generator, 3000, 60)
         answers = _answers(before, after)
         share = 100 * answers.get("2", 0) / sum(answers.values())
@@ -291,6 +301,7 @@ def test_istio_router_edits_the_virtual_service_through_every_stage_and_gives_it
 
         releases.patch_spec({"holdAt": "ab"})
         at_stage(releases, "ab")()
+        settle(generator)
         before, after = counts_over(generator, 600, 30)
         cohort = {k: after.cohort_versions[k] - before.cohort_versions.get(k, 0) for k in after.cohort_versions}
         assert cohort.get((True, "2"), 0) > 100 and cohort.get((True, "1"), 0) == 0, cohort
