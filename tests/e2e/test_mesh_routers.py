@@ -216,6 +216,7 @@ def test_gateway_api_router_drives_traefik_through_every_stage_and_gives_the_rou
         before, after = counts_over(generator, SPLIT_REQUESTS, 60)
         answers = _answers(before, after)
         share = 100 * answers.get("2", 0) / sum(answers.values())
+        print(f"canary-30 measured: {share:.2f}% of {sum(answers.values())} answers to v2", flush=True)
         assert sum(answers.values()) >= SPLIT_REQUESTS - 50 and abs(share - 30) <= 3, answers
         phases.done("canary split")
 
@@ -324,6 +325,7 @@ def test_istio_router_edits_the_virtual_service_through_every_stage_and_gives_it
         before, after = counts_over(generator, SPLIT_REQUESTS, 60)
         answers = _answers(before, after)
         share = 100 * answers.get("2", 0) / sum(answers.values())
+        print(f"canary-30 measured: {share:.2f}% of {sum(answers.values())} answers to v2", flush=True)
         assert sum(answers.values()) >= SPLIT_REQUESTS - 50 and abs(share - 30) <= 3, answers
         phases.done("canary split")
 
