@@ -32,6 +32,16 @@ def _setup(_: argparse.Namespace) -> int:
     t0 = time.monotonic()
     build.build_lua_harness()
     timings["argo cd lua harness (go build)"] = time.monotonic() - t0
+    from devstack import gateway
+
+    t0 = time.monotonic()
+    traefik = gateway.setup()
+    timings["traefik + gateway/istio CRDs"] = time.monotonic() - t0
+    if traefik:
+        print(
+            f"devstack setup: traefik {gateway.TRAEFIK_VERSION} built in {traefik['wall_seconds']:.0f} s wall, "
+            f"{traefik.get('cpu_seconds', 0):.0f} CPU-s, peak RSS {traefik.get('peak_rss_mib', 0):.0f} MiB"
+        )
     for name, step in (
         ("prometheus (apt)", _optional_step("prometheus", "ensure_installed")),
         ("savedmodels (train)", _optional_step("models", "ensure_models")),

@@ -3,7 +3,9 @@
 ``up`` starts etcd, kube-apiserver, kube-controller-manager and kube-scheduler
 at once (each retries until its upstream answers, which is faster than starting
 them one after another), waits for ``/readyz``, then starts the pod runner and
-Prometheus if they are available.  Every process runs in its own process group
+Prometheus if they are available, installs the Gateway API and Istio CRDs and
+starts Traefik on loopback with its Gateway ``default/devstack``
+(``devstack.gateway``; ``--no-gateway`` leaves them out).  Every process runs in its own process group
 with its log in ``<state>/logs/``; ``cluster.json`` records the pids so that
 ``down`` stops exactly those and nothing else.  Each ``up`` starts from an empty
 etcd (the PKI and ports are kept, so an old kubeconfig still works).
@@ -22,9 +24,11 @@ import contextlib
 import http.client
 import importlib.util
 import ipaddress
+import json
 import os
 import shutil
 import ssl
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -40,9 +44,18 @@ SERVICE_CIDR = "127.255.0.0/17"
 SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc.cluster.local"
 POD_RUNNER_NODE = "devstack-node"
 READY_TIMEOUT = 120.0
-CONFIG_REVISION = 3
+CONFIG_REVISION = 4
 # Stopped in reverse: whatever depends on the API server goes first, etcd last.
-START_ORDER = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "podrunner", "prometheus", "kwok")
+START_ORDER = (
+    "etcd",
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "podrunner",
+    "prometheus",
+    "traefik",
+    "kwok",
+)
 CONTROLLERS = [
     "clusterrole-aggregation-controller",
     "cronjob-controller",
@@ -93,6 +106,7 @@ class Ports:
     controller_manager: int
     scheduler: int
     prometheus: int
+    traefik: int
 
     @classmethod
     def pick(cls, previous: dict[str, int]) -> Ports:
@@ -347,6 +361,7 @@ def up(
     podrunner: bool = True,
     prometheus: bool = True,
     started_by: str = "cli",
+    gateway: bool = True,
 ) -> ClusterRecord:
     """Start the devstack in ``state`` unless it already runs; return its record."""
     state = state or StateDir(default_state_dir())
@@ -358,7 +373,7 @@ def up(
                 if outdated:
                     _warn("this devstack was started by older devstack code; in use, so reused: `down` and `up` it")
                 _say(f"already running: {existing.api_server} (kubeconfig {existing.kubeconfig})")
-                _start_addons(existing, state, podrunner, prometheus, only_missing=True)
+                _start_addons(existing, state, podrunner, prometheus, only_missing=True, gateway=gateway)
                 return existing
             _say("the running devstack was configured by older devstack code and nobody uses it: restarting it")
         if existing is not None:
@@ -366,18 +381,23 @@ def up(
             _stop_all(existing, state)
             state.forget()
         try:
-            return _up_locked(state, podrunner, prometheus, started_by, existing)
+            return _up_locked(state, podrunner, prometheus, started_by, existing, gateway)
         except DevstackError as exc:
             # A port picked free can be taken by another program before the component binds it: only
             # that, named in the component's own log, is worth one more try with new ports.
             if "address already in use" not in str(exc):
                 raise
             _warn(f"start failed, retrying once with new ports: {str(exc).splitlines()[0]}")
-            return _up_locked(state, podrunner, prometheus, started_by, None)
+            return _up_locked(state, podrunner, prometheus, started_by, None, gateway)
 
 
 def _up_locked(
-    state: StateDir, podrunner: bool, prometheus: bool, started_by: str, previous: ClusterRecord | None
+    state: StateDir,
+    podrunner: bool,
+    prometheus: bool,
+    started_by: str,
+    previous: ClusterRecord | None,
+    gateway: bool = True,
 ) -> ClusterRecord:
     t0 = time.monotonic()
     for name in ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler"):
@@ -414,7 +434,7 @@ def _up_locked(
         record.ready_seconds = round(time.monotonic() - t0, 2)
         _say(f"control plane ready in {record.ready_seconds:.1f} s at {server}")
         state.write(record)
-        _start_addons(record, state, podrunner, prometheus, only_missing=False)
+        _start_addons(record, state, podrunner, prometheus, only_missing=False, gateway=gateway)
     except BaseException:
         _warn("start failed: stopping what was started")
         _stop_all(record, state)
@@ -425,9 +445,13 @@ def _up_locked(
 
 
 def _start_addons(
-    record: ClusterRecord, state: StateDir, podrunner: bool, prometheus: bool, only_missing: bool
+    record: ClusterRecord, state: StateDir, podrunner: bool, prometheus: bool, only_missing: bool, gateway: bool = True
 ) -> None:
-    """Start the pod runner and Prometheus; on a running devstack, restart whichever of them has died."""
+    """Start the pod runner, Prometheus and Traefik; on a running devstack, restart whichever of them has died."""
+    if gateway and not (only_missing and record.owns("traefik")):
+        if only_missing:
+            _say("traefik not running: starting it")
+        _start_gateway(record, state)
     if podrunner and not (only_missing and record.owns("podrunner")):
         if only_missing:
             _say("pod runner not running: starting it")
@@ -446,6 +470,58 @@ def _start_addons(
         if not _wait_prometheus(record, state):
             record.prometheus_url = None
             state.write(record)
+
+
+def _kubectl(state: StateDir, *args: str, stdin: str | None = None) -> None:
+    result = subprocess.run(
+        [str(_binary("kubectl")), f"--kubeconfig={state.admin_kubeconfig}", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=READY_TIMEOUT,
+    )
+    if result.returncode != 0:
+        raise DevstackError(f"kubectl {' '.join(args[:3])} failed: {result.stderr.strip()[-2000:]}")
+
+
+def _start_gateway(record: ClusterRecord, state: StateDir) -> None:
+    """Install the Gateway API and Istio CRDs, start Traefik on loopback and give it its Gateway.
+
+    ``make setup`` builds Traefik and fetches the CRDs (devstack.gateway); a
+    missing build fails ``up`` rather than giving a cluster without a gateway.
+    """
+    from devstack import gateway
+
+    if not gateway.traefik_binary().exists():
+        raise DevstackError(f"{gateway.traefik_binary()} is missing; run `make setup` (python -m devstack setup) first")
+    try:
+        crds = gateway.ensure_crds()
+    except gateway.GatewayBuildError as exc:
+        raise DevstackError(str(exc)) from exc
+    _kubectl(state, "apply", "--server-side", "--force-conflicts", "-f", str(crds))
+    _kubectl(state, "wait", "--for=condition=Established", "--timeout=60s", "crd", "--all")
+    port = record.ports.get("traefik") or processes.free_port()
+    if not processes.port_is_free(port):
+        port = processes.free_port()
+    record.ports["traefik"] = port
+    argv = gateway.traefik_argv(state.root, port)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KUBERNETES_SERVICE_")}
+    env["KUBECONFIG"] = str(state.admin_kubeconfig)
+    _start(record, state, "traefik", argv, env=env)
+    objects = "\n---\n".join(json.dumps(o) for o in gateway.gateway_objects(port))
+    _kubectl(state, "apply", "--server-side", "--force-conflicts", "-f", "-", stdin=objects)
+    deadline = time.monotonic() + 30.0
+    while processes.port_is_free(port):
+        _check_alive(record, state, ("traefik",))
+        if time.monotonic() > deadline:
+            raise DevstackError(f"traefik did not listen on 127.0.0.1:{port}; see {state.log('traefik')}")
+        time.sleep(0.1)
+
+
+def gateway_address(record: ClusterRecord) -> str | None:
+    """``127.0.0.1:<port>`` where Traefik serves the devstack Gateway's listener, if it runs."""
+    port = record.ports.get("traefik")
+    return f"127.0.0.1:{port}" if port and record.owns("traefik") else None
 
 
 def _start_podrunner(record: ClusterRecord, state: StateDir) -> None:
@@ -558,7 +634,12 @@ def _state_from(args: argparse.Namespace) -> StateDir:
 def _cmd_up(args: argparse.Namespace) -> int:
     if args.kwok_nodes < 0:
         raise DevstackError(f"--kwok-nodes must be 0 or more, not {args.kwok_nodes}")
-    record = up(_state_from(args), podrunner=not args.no_podrunner, prometheus=not args.no_prometheus)
+    record = up(
+        _state_from(args),
+        podrunner=not args.no_podrunner,
+        prometheus=not args.no_prometheus,
+        gateway=not args.no_gateway,
+    )
     if args.kwok_nodes:
         from devstack import kwok
 
@@ -625,6 +706,9 @@ def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
     up_parser = command("up", "start the local cluster (idempotent)", _cmd_up)
     up_parser.add_argument("--no-podrunner", action="store_true", help="do not start the pod runner")
     up_parser.add_argument("--no-prometheus", action="store_true", help="do not start Prometheus")
+    up_parser.add_argument(
+        "--no-gateway", action="store_true", help="do not install the Gateway API/Istio CRDs nor start Traefik"
+    )
     up_parser.add_argument("--kwok-nodes", type=int, default=0, help="also start kwok with this many fake nodes")
     down_parser = command("down", "stop every process the devstack started", _cmd_down)
     down_parser.add_argument("--purge", action="store_true", help="also delete the state directory")

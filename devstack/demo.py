@@ -1,13 +1,19 @@
 """``make demo``: a real rollout on a local cluster, v1 -> v2 promoted -> v3 rolled back, watched live.
 
 What runs is what the e2e tests run (devstack.scenario): devstack's API
-server, pod runner and Prometheus, the operator as a process, model servers
-with real SavedModels and labelled traffic.  Nothing is staged for the
-camera: the operator decides from Prometheus, and the demo only changes
-``spec.model.version`` as a Git commit would, then watches the status.
+server, pod runner, Prometheus and Traefik, the operator as a process, model
+servers with real SavedModels and labelled traffic.  The release uses the
+gatewayApi router, so users reach the model through Traefik following the
+HTTPRoute the operator edits: v2 walks every stage (smoke, shadow, canary,
+A/B cohort, full) and v3, a worse model, is rolled back in the shadow stage,
+judged on mirrored copies of live traffic, without any user seeing one of
+its answers.  Nothing is staged for the camera: the operator decides from
+Prometheus, and the demo only changes ``spec.model.version`` as a Git commit
+would, then watches the status.
 
-Exit status 0 only if v2 ended Succeeded and v3 RolledBack; 1 if a rollout
-ended otherwise or did not end in time; 2 if the stage could not be set up.
+Exit status 0 only if v2 ended Succeeded and v3 RolledBack in its shadow
+stage with no user answered by it; 1 if a rollout ended otherwise or did
+not end in time; 2 if the stage could not be set up.
 Without a terminal (CI) progress is plain lines instead of a live view.
 """
 
@@ -26,6 +32,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+import yaml
 from rich.console import Console, Group, RenderableType
 from rich.live import Live
 from rich.table import Table
@@ -37,6 +44,10 @@ from devstack.state import StateDir, default_state_dir
 from devstack.testing import Cluster, connect, fresh_namespace, wait_for
 
 RELEASE_FILE = scenario.REPO / "examples" / "digits" / "demo" / "release.yaml"
+ROUTE_FILE = scenario.REPO / "examples" / "digits" / "demo" / "httproute.yaml"
+COHORT = {"x-cohort": "b"}
+COHORT_SHARE = 0.3
+"""Share of the demo's users in the A/B cohort (they send ``x-cohort: b``)."""
 TRAFFIC_RATE = 40.0
 TRAFFIC_WINDOW = 5.0
 """Seconds of answers the "users served by" line is measured over."""
@@ -55,8 +66,8 @@ class Step:
 
 STEPS = (
     Step(1, "first version: stable without stages", "Succeeded", 180.0),
-    Step(2, "a better model: walks the stages", "Succeeded", 360.0),
-    Step(3, "a worse model: caught on live accuracy", "RolledBack", 240.0),
+    Step(2, "a better model: smoke, shadow, canary, A/B cohort, full", "Succeeded", 360.0),
+    Step(3, "a worse model: caught in the shadow stage, no user sees it", "RolledBack", 240.0),
 )
 
 
@@ -384,6 +395,9 @@ def run(console: Console, live: bool, state: StateDir, results: list[StepResult]
         with fresh_namespace(cluster, "demo") as namespace:
             log_path = state.root / "demo" / f"operator-{namespace}.log"
             scenario.apply_golden_set(cluster, namespace)
+            route = yaml.safe_load(ROUTE_FILE.read_text())
+            route["metadata"]["namespace"] = namespace
+            cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump(route))
             console.print(f"namespace {namespace}; operator log {log_path}")
             console.print(
                 f"watch it yourself: kubectl --kubeconfig {cluster.kubeconfig} get mr,deploy,pods -n {namespace}"
@@ -394,17 +408,42 @@ def run(console: Console, live: bool, state: StateDir, results: list[StepResult]
                     with Display(console, namespace, live) as display:
                         # Users arrive once v1 serves (the traffic generator needs the release's Service).
                         results.append(run_step(1, STEPS[0], release, operator, None, display))
-                        display.say(f"starting labelled traffic ({TRAFFIC_RATE:.0f} requests/s) ...")
-                        with scenario.traffic(cluster, namespace, rate=TRAFFIC_RATE, duration=3600.0) as generator:
+                        display.say(
+                            f"starting labelled traffic through Traefik ({TRAFFIC_RATE:.0f} requests/s, "
+                            f"{COHORT_SHARE:.0%} of users in the x-cohort: b cohort) ..."
+                        )
+                        with scenario.traffic(
+                            cluster,
+                            namespace,
+                            rate=TRAFFIC_RATE,
+                            duration=3600.0,
+                            http_route="digits",
+                            headers=COHORT,
+                            header_share=COHORT_SHARE,
+                        ) as generator:
                             users = TrafficWindow(generator)
                             for index, step in enumerate(STEPS[1:], 2):
                                 results.append(run_step(index, step, release, operator, users, display))
+                            _check_bad_model_unseen(generator, results[-1], display)
                 except DemoError as exc:
                     tail = operator.log_tail(30)
                     raise DemoError(f"{exc}\nlast lines of the operator log ({log_path}):\n{tail}") from exc
                 except RuntimeError as exc:  # operator.healthy(): it exited; the message has its log
                     raise DemoError(str(exc)) from exc
                 console.print(f"operator RSS {operator.rss_mb():.0f} MB")
+
+
+def _check_bad_model_unseen(generator: Any, result: StepResult, display: Display) -> None:
+    """The bad model must have been judged on mirrored copies only: no user answered by it."""
+    stats = generator.stats
+    version = str(result.step.version)
+    seen = stats.versions.get(version, 0)
+    mirrored = stats.outcomes.get((version, "correct"), 0) + stats.outcomes.get((version, "incorrect"), 0)
+    display.say(f"v{version}: {mirrored} mirrored copies judged, {seen} users answered by it")
+    if seen:
+        result.phase = f"{result.phase} (but {seen} users saw v{version})"
+    elif "shadow" not in result.why:
+        result.phase = f"{result.phase} (not in the shadow stage)"
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
@@ -441,7 +480,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     if code == 0:
         console.print(
-            "[green]demo passed:[/] v2 was promoted and v3 rolled back, decided by the operator from Prometheus"
+            "[green]demo passed:[/] v2 was promoted through every stage and v3 rolled back from shadow (no user saw "
+            "it), decided by the operator from Prometheus"
         )
     return code
 

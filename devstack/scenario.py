@@ -314,17 +314,45 @@ def traffic(
     duration: float = 300.0,
     service: str = "digits",
     seed: int | None = None,
+    http_route: str | None = None,
+    virtual_service: str | None = None,
+    headers: dict[str, str] | None = None,
+    header_share: float = 0.0,
 ) -> Iterator[Any]:
     """Labelled gRPC traffic to ``service``'s ready pods, as kube-proxy spreads it, scraped by devstack's Prometheus.
 
+    With ``http_route`` the traffic goes through devstack's Gateway (Traefik)
+    instead, which follows that HTTPRoute (``devstack.traffic.GatewayResolver``);
+    with ``virtual_service`` the generator itself follows that VirtualService
+    (there is no Envoy on devstack); ``header_share`` of the requests carry ``headers`` (an A/B cohort).
     Yields the ``TrafficGenerator``; sending starts only once Prometheus
     scrapes it, so ``increase()`` over the run sees every request.
     """
+    from devstack import cluster as devstack_cluster
     from devstack.traffic import TrafficConfig, running
     from devstack.traffic.kube import resolver_for_service
 
-    resolver = resolver_for_service(cluster.kubeconfig, namespace, service, router="replicas", ttl=0.5)
-    config = TrafficConfig(rate=rate, duration=duration, seed=int(time.time()) % 1000 if seed is None else seed)
+    if virtual_service is not None:
+        resolver = resolver_for_service(
+            cluster.kubeconfig, namespace, service, router="virtualservice", route_name=virtual_service, ttl=0.5
+        )
+    elif http_route is None:
+        resolver = resolver_for_service(cluster.kubeconfig, namespace, service, router="replicas", ttl=0.5)
+    else:
+        record = StateDir(cluster.state_dir).read()
+        gateway = devstack_cluster.gateway_address(record) if record is not None else None
+        if gateway is None:
+            raise RuntimeError("devstack runs no gateway (Traefik): `python -m devstack up` starts it")
+        resolver = resolver_for_service(
+            cluster.kubeconfig, namespace, service, router="gateway", route_name=http_route, ttl=0.5, gateway=gateway
+        )
+    config = TrafficConfig(
+        rate=rate,
+        duration=duration,
+        seed=int(time.time()) % 1000 if seed is None else seed,
+        headers=headers or {},
+        header_share=header_share,
+    )
     with running(
         config,
         resolver,

@@ -27,11 +27,12 @@ def parser() -> argparse.ArgumentParser:
     where.add_argument("--service", help="the Service users call (e.g. digits)")
     where.add_argument(
         "--router",
-        choices=["auto", "replicas", "httproute", "virtualservice"],
+        choices=["auto", "replicas", "httproute", "virtualservice", "gateway"],
         default="auto",
         help="auto: follow an HTTPRoute or VirtualService named --route (default: the Service's name) if one exists",
     )
     where.add_argument("--route", help="name of the HTTPRoute / VirtualService to follow")
+    where.add_argument("--gateway", help="host:port of the Gateway (router gateway; devstack's Traefik)")
     where.add_argument("--port", type=int, default=8500, help="the pods' gRPC port")
     where.add_argument(
         "--target", action="append", default=[], help="host:port of a model server, instead of a Service (repeatable)"
@@ -65,7 +66,9 @@ def build_resolver(args: argparse.Namespace) -> Resolver:
         raise SystemExit("give --kubeconfig and --service (or --target host:port)")
     from devstack.traffic.kube import resolver_for_service
 
-    return resolver_for_service(args.kubeconfig, args.namespace, args.service, args.port, args.router, args.route)
+    return resolver_for_service(
+        args.kubeconfig, args.namespace, args.service, args.port, args.router, args.route, gateway=args.gateway
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,10 +6,16 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from devstack.traffic.endpoints import Cached, EndpointSliceSource
-from devstack.traffic.routing import HTTPRouteResolver, Resolver, ServiceResolver, VirtualServiceResolver
+from devstack.traffic.endpoints import Cached, Endpoint, EndpointSliceSource, split_host_port
+from devstack.traffic.routing import (
+    GatewayResolver,
+    HTTPRouteResolver,
+    Resolver,
+    ServiceResolver,
+    VirtualServiceResolver,
+)
 
-RouterKind = Literal["auto", "replicas", "httproute", "virtualservice"]
+RouterKind = Literal["auto", "replicas", "httproute", "virtualservice", "gateway"]
 HTTPROUTE = ("gateway.networking.k8s.io", "v1", "httproutes")
 # Istio serves v1 since 1.22; older control planes only v1beta1.
 VIRTUALSERVICE_VERSIONS = (
@@ -60,15 +66,22 @@ def resolver_for_service(
     router: RouterKind = "auto",
     route_name: str | None = None,
     ttl: float = 1.0,
+    gateway: str | None = None,
 ) -> Resolver:
     """The data plane for ``service``: ``auto`` follows an HTTPRoute or VirtualService named ``route_name``
-    (default: the Service's name) when one exists at start, else the Service's endpoints."""
+    (default: the Service's name) when one exists at start, else the Service's endpoints; ``gateway``
+    sends through the Gateway listening at ``gateway`` (``host:port``), following the HTTPRoute only for
+    what that gateway cannot do (mirroring)."""
     client = api_client(kubeconfig)
     source = EndpointSliceSource(client, namespace, port, ttl)
     name = route_name or service
     if router == "replicas":
         return ServiceResolver(source, service)
     httproute = object_getter(client, (HTTPROUTE,), namespace, name, ttl)
+    if router == "gateway":
+        if gateway is None:
+            raise ValueError("router gateway needs the gateway's host:port")
+        return GatewayResolver(Endpoint(*split_host_port(gateway), pod="gateway"), source, httproute)
     virtualservice = object_getter(client, VIRTUALSERVICE_VERSIONS, namespace, name, ttl)
     if router == "httproute" or (router == "auto" and httproute() is not None):
         return HTTPRouteResolver(source, httproute)

@@ -188,6 +188,32 @@ class HTTPRouteResolver:
         return Decision(primary, pick_mirrors(self._source, http_route_mirrors(rule), rng))
 
 
+class GatewayResolver:
+    """User traffic through a real Gateway (Traefik on devstack): it does the weights and header matches.
+
+    The one thing the generator still does itself: Traefik implements no
+    ``RequestMirror`` filter (a rule that has one answers 500), so a request
+    whose rule carries one is served here as ``HTTPRouteResolver`` would,
+    the answer from the rule's backendRefs and a copy to the mirror.  Every
+    other request goes to the gateway, and the version that answered is read
+    from the answer itself.
+    """
+
+    def __init__(
+        self, gateway: Endpoint, source: EndpointSource, get_route: Callable[[], Mapping[str, Any] | None]
+    ) -> None:
+        self._gateway = gateway
+        self._get_route = get_route
+        self._fallback = HTTPRouteResolver(source, get_route)
+
+    def resolve(self, headers: Mapping[str, str], rng: random.Random) -> Decision:
+        route = self._get_route()
+        rule = select_http_route_rule(route, headers) if route is not None else None
+        if rule is not None and http_route_mirrors(rule):
+            return self._fallback.resolve(headers, rng)
+        return Decision(self._gateway)
+
+
 # --- Istio VirtualService ----------------------------------------------------------------------------------------
 
 

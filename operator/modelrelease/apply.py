@@ -9,8 +9,8 @@ decision, which is committed when the status is written, so the pass posts
 them (``post_events``) after the applies even when one of them fails.
 
 The candidate's replica count is the router's business (``RoutePlan``): the
-replicas router needs a number of pods to make a weight, a mesh router only
-enough capacity.
+replicas router needs a number of pods to make a weight (and may scale the
+stable version up for a small one), a mesh router only enough capacity.
 
 Who owns ``spec.replicas`` (the HPA policy): the operator sizes each
 version's Deployment (the stable at ``spec.serving.replicas``, the
@@ -88,6 +88,7 @@ def route_intent(
         candidate_version=route.candidate_version,
         stable_replicas=spec.serving.replicas,
         owner_uid=uid,
+        route_name=router.route_of(spec),
     )
     request = RouteRequest(weight=route.weight, mirror=route.mirror, match=route.match)
     return RouteIntent(target, router.plan(target, request))
@@ -95,6 +96,9 @@ def route_intent(
 
 def replicas_for(action: EnsureDeployment, intent: RouteIntent | None) -> int:
     if isinstance(action.replicas, FixedReplicas):
+        if intent is not None and action.role == "stable" and intent.target.stable_version == action.version:
+            # The replicas router may scale the stable version up for a small weight (routing.replicas).
+            return max(action.replicas.count, intent.plan.stable_replicas or 0)
         return action.replicas.count
     if intent is not None and intent.target.candidate_version == action.version:
         planned = intent.plan.candidate_replicas

@@ -16,6 +16,11 @@ so it only needs to know *that* something changed:
   (pods became ready; someone deleted or edited one), so nothing waits for
   the next interval without reason, and an idle release, which is never
   polled, still puts back a Service deleted by hand;
+- a change to an HTTPRoute or VirtualService labelled with a release (the
+  gatewayApi and istio routers label the user's route they edit) wakes that
+  release, so someone else's edit is put back on the next pass;
+- a release being deleted that still carries the route finalizer gets a
+  pass, which puts its route back and removes the finalizer;
 - DELETED stops the release's task; owner references remove its objects.
 
 Everything else (reading the world, the engine, applying, status) is in
@@ -35,6 +40,9 @@ from modelrelease import GROUP, PLURAL, VERSION
 from modelrelease.kube.manifests import LABEL_MANAGED_BY, LABEL_RELEASE, MANAGED_BY
 from modelrelease.observe import read_requests
 from modelrelease.scheduler import Scheduler
+
+ROUTE_FINALIZER = "modelrelease.io/route"
+"""reconcile.FINALIZER (not imported: handlers stay free of the pass's imports)."""
 
 
 @kopf.on.login()
@@ -68,7 +76,7 @@ def wants_a_pass(event_type: str | None, body: Mapping[str, Any]) -> bool:
     metadata = body.get("metadata") or {}
     status = body.get("status") or {}
     if metadata.get("deletionTimestamp"):
-        return False
+        return ROUTE_FINALIZER in (metadata.get("finalizers") or [])
     if metadata.get("generation") != status.get("observedGeneration"):
         return True
     return bool(read_requests(metadata.get("annotations")))
@@ -95,6 +103,21 @@ async def deployment_changed(type: str, labels: Mapping[str, str], namespace: st
 
 @kopf.on.event("", "v1", "services", labels=OWNED)
 async def service_changed(type: str, labels: Mapping[str, str], namespace: str | None, memo: Any, **_: Any) -> None:
+    _wake_owner(type, labels, namespace, memo["scheduler"])
+
+
+ROUTE_OF_A_RELEASE: Mapping[str, Any] = {LABEL_RELEASE: kopf.PRESENT}
+
+
+@kopf.on.event("gateway.networking.k8s.io", "v1", "httproutes", labels=ROUTE_OF_A_RELEASE)
+async def http_route_changed(type: str, labels: Mapping[str, str], namespace: str | None, memo: Any, **_: Any) -> None:
+    _wake_owner(type, labels, namespace, memo["scheduler"])
+
+
+@kopf.on.event("networking.istio.io", "v1", "virtualservices", labels=ROUTE_OF_A_RELEASE)
+async def virtual_service_changed(
+    type: str, labels: Mapping[str, str], namespace: str | None, memo: Any, **_: Any
+) -> None:
     _wake_owner(type, labels, namespace, memo["scheduler"])
 
 

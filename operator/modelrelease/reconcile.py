@@ -24,6 +24,19 @@ Objects the API server refuses (a ``podTemplate`` no Deployment may have)
 get an ``ApplyFailed`` condition the same way, retried every minute rather
 than every few seconds: the same objects are refused until something changes.
 
+Why a ``RouteReady`` condition: a router that edits a user's object (an
+HTTPRoute, a VirtualService) cannot act while it is missing, malformed or
+not accepted; the pass then moves no traffic, the condition says why, one
+Warning event is posted when the problem is new, and the stage waits.
+
+Why a finalizer: such a router's object is the user's, not the release's,
+so no owner reference cleans it up.  A release whose router edits one gets
+the ``modelrelease.io/route`` finalizer; on deletion the pass puts the
+object back (100% stable, the operator's rules removed) and then removes
+the finalizer, also when the object is gone by then.  ``status.managedRoute``
+remembers which object was edited, so a change of router or of route name
+puts the previous one back the same way.
+
 Why the engine is asked twice when measuring: the engine decides *whether*
 a smoke test or an analysis check is due; the measurement is I/O, so the
 handler runs it and asks again with the result (``Decision.followed_by``).
@@ -44,8 +57,8 @@ from pydantic import ValidationError
 
 from modelrelease.api import InvalidRelease, ModelReleaseSpec, ModelReleaseStatus, Phase, parse_release
 from modelrelease.api.duration import parse_duration
-from modelrelease.api.status import Condition
-from modelrelease.apply import RouteIntent, apply_actions, post_events, route_intent
+from modelrelease.api.status import Condition, ManagedRouteStatus
+from modelrelease.apply import apply_actions, post_events, route_intent
 from modelrelease.engine import (
     Decision,
     EngineSettings,
@@ -86,12 +99,15 @@ from modelrelease.observe import (
     read_requests,
 )
 from modelrelease.policy import ReleasePolicy
-from modelrelease.routing.base import Router
+from modelrelease.routing.base import Router, RouteState
 
 log = logging.getLogger("modelrelease.reconcile")
 
 VALID = "Valid"
-ROUTE_SUPPORTED = "RouteSupported"
+ROUTE_READY = "RouteReady"
+OBSOLETE_CONDITIONS = frozenset({"RouteSupported"})
+"""Conditions earlier versions set that no longer mean anything; dropped from status."""
+FINALIZER = "modelrelease.io/route"
 OWNERSHIP_CONFLICT = "OwnershipConflict"
 APPLY_FAILED = "ApplyFailed"
 REFUSALS = frozenset({400, 403, 404, 422})
@@ -104,6 +120,8 @@ ERROR_RETRY = 5.0
 """Seconds before retrying a pass the API server refused; the error is an event and a log line."""
 WAIT_POLL = 2.0
 """Longest wait while pods start or the model loads, whatever the analysis interval."""
+ROUTE_POLL = 5.0
+"""Seconds between passes while the route cannot be used: creating or fixing it is not a change to the release."""
 
 
 @dataclass
@@ -152,7 +170,10 @@ async def reconcile(ctx: OperatorContext, namespace: str, name: str) -> PassOutc
 async def _reconcile(ctx: OperatorContext, namespace: str, name: str) -> PassOutcome:
     kube = ctx.kube
     release = await kube.get_release(namespace, name)
-    if release is None or release["metadata"].get("deletionTimestamp"):
+    if release is None:
+        return PassOutcome(phase=None, next_in=None)
+    if release["metadata"].get("deletionTimestamp"):
+        await _finalize(ctx, release)
         return PassOutcome(phase=None, next_in=None)
     try:
         parsed = parse_release(release)
@@ -170,20 +191,25 @@ async def _reconcile(ctx: OperatorContext, namespace: str, name: str) -> PassOut
         message = f"spec.traffic.router {spec.traffic.router} is not supported by this operator (it has: {supported})"
         await _report_unusable(kube, release, "UnsupportedRouter", message)
         return PassOutcome(phase=status.phase.value, next_in=None)
+    route_name = router.route_of(spec)
+    await _release_previous_route(ctx, release, status, router.name, route_name)
+    if route_name and FINALIZER not in (release["metadata"].get("finalizers") or []):
+        release = await kube.set_finalizers(release, [*(release["metadata"].get("finalizers") or []), FINALIZER])
     set_rollout(status.candidate_version or status.stable_version, status.stage.name if status.stage else None)
     generation = int(release["metadata"].get("generation") or 1)
     now = ctx.clock()
 
     observations, candidate_pods = await _observe(ctx, release, spec, status)
-    observations = await _observe_route(ctx, router, release, spec, status, observations, now, generation)
+    observations, route_state = await _observe_route(ctx, router, release, spec, status, observations, now, generation)
     decision = decide(spec, status, observations, now, generation, ctx.settings)
     decision = await _measure_if_asked(ctx, release, spec, observations, candidate_pods, decision, now, generation)
 
     metadata = release["metadata"]
     intent = route_intent(router, namespace, name, metadata["uid"], spec, decision.actions)
     stamp = format_time(now)
-    new_status = _with_operator_conditions(decision.status, intent, stamp, generation)
-    limitation_event = _limitation_news(status, new_status)
+    managed = ManagedRouteStatus(router=router.name, name=route_name) if route_name else None
+    new_status = _with_operator_conditions(decision.status, route_state, managed, stamp, generation)
+    route_event = _route_news(status, new_status)
     # Conflict-checked on every pass that acts: the status when it changed, else the precondition alone.
     body = new_status.model_dump(by_alias=True, mode="json") if new_status != status else None
     resource_version = await kube.patch_status(namespace, name, metadata["resourceVersion"], body)
@@ -197,8 +223,8 @@ async def _reconcile(ctx: OperatorContext, namespace: str, name: str) -> PassOut
             await apply_actions(kube, router, release, spec, decision.actions, intent, running)
         finally:
             await post_events(kube, release, decision.actions)
-        if limitation_event:
-            await kube.event(release, "Warning", "RouteDegraded", limitation_event)
+        if route_event:
+            await kube.event(release, "Warning", "RouteNotReady", route_event)
     except OwnershipConflict as conflict:
         problems = {OWNERSHIP_CONFLICT: str(conflict)}
         await _note_apply_problems(kube, release, new_status, resource_version, problems, stamp, generation)
@@ -213,7 +239,10 @@ async def _reconcile(ctx: OperatorContext, namespace: str, name: str) -> PassOut
         return PassOutcome(phase=new_status.phase.value, next_in=REFUSED_RETRY if refused else ERROR_RETRY)
     problems = {OWNERSHIP_CONFLICT: "", APPLY_FAILED: ""}
     await _note_apply_problems(kube, release, new_status, resource_version, problems, stamp, generation)
-    return PassOutcome(phase=new_status.phase.value, next_in=next_pass_in(spec, new_status))
+    next_in = next_pass_in(spec, new_status)
+    if route_state is not None and route_state.problem:
+        next_in = min(next_in, ROUTE_POLL) if next_in is not None else ROUTE_POLL
+    return PassOutcome(phase=new_status.phase.value, next_in=next_in)
 
 
 def needs_polling(status: ModelReleaseStatus) -> bool:
@@ -266,7 +295,7 @@ async def _observe_route(
     observations: Observations,
     now: datetime,
     generation: int,
-) -> Observations:
+) -> tuple[Observations, RouteState | None]:
     """What the data plane does, judged against the route the current status asks for.
 
     The route the status asks for is whatever the engine's desired state says
@@ -274,16 +303,15 @@ async def _observe_route(
     (pure and cheap), so the handler never duplicates the engine's rules.
     """
     if status.stable_version is None:
-        return observations
+        return observations, None
     probe = decide(spec, status, replace(observations, requests=()), now, generation, ctx.settings)
     metadata = release["metadata"]
     intent = route_intent(router, metadata["namespace"], metadata["name"], metadata["uid"], spec, probe.actions)
     if intent is None:
-        return observations
+        return observations, None
     state = await router.observe(intent.target, intent.plan)
-    return replace(
-        observations, route=RouteObservation(weight=state.weight, mirror=state.mirror, reached=state.reached)
-    )
+    route = RouteObservation(weight=state.weight, mirror=state.mirror, reached=state.reached and not state.problem)
+    return replace(observations, route=route), state
 
 
 async def _measure_if_asked(
@@ -320,18 +348,22 @@ def _count_result(result: Any) -> None:
 
 
 def _with_operator_conditions(
-    status: ModelReleaseStatus, intent: RouteIntent | None, stamp: str, generation: int
+    status: ModelReleaseStatus,
+    route: RouteState | None,
+    managed: ManagedRouteStatus | None,
+    stamp: str,
+    generation: int,
 ) -> ModelReleaseStatus:
-    """The engine's status plus what only the handler knows: the spec parsed, and what the router can do."""
-    conditions = set_condition(status.conditions, VALID, "True", "SpecValid", "", stamp, generation)
-    limitation = intent.plan.limitation if intent is not None else ""
-    if limitation:
-        conditions = set_condition(
-            conditions, ROUTE_SUPPORTED, "False", "RouterLimitation", limitation, stamp, generation
-        )
-    elif find_condition(conditions, ROUTE_SUPPORTED) is not None:
-        conditions = set_condition(conditions, ROUTE_SUPPORTED, "True", "AsRequested", "", stamp, generation)
-    return status.model_copy(update={"conditions": conditions})
+    """The engine's status plus what only the handler knows: the spec parsed, the route usable, the route edited."""
+    kept = [c for c in status.conditions if c.type not in OBSOLETE_CONDITIONS]
+    conditions = set_condition(kept, VALID, "True", "SpecValid", "", stamp, generation)
+    if route is not None and route.problem:
+        conditions = set_condition(conditions, ROUTE_READY, "False", route.reason, route.problem, stamp, generation)
+    elif route is not None and managed is not None:
+        conditions = set_condition(conditions, ROUTE_READY, "True", "Accepted", route.message, stamp, generation)
+    elif managed is None and find_condition(conditions, ROUTE_READY) is not None:
+        conditions = [c for c in conditions if c.type != ROUTE_READY]
+    return status.model_copy(update={"conditions": conditions, "managed_route": managed})
 
 
 PROBLEM_REASONS = {
@@ -376,17 +408,53 @@ async def _note_apply_problems(
         await kube.event(release, "Warning", kind, message)
 
 
-def _limitation_news(before: ModelReleaseStatus, after: ModelReleaseStatus) -> str:
-    """The router's limitation when it is new (so the Warning event is posted once per stage, not every pass)."""
-    old = find_condition(before.conditions, ROUTE_SUPPORTED)
-    new = find_condition(after.conditions, ROUTE_SUPPORTED)
+def _route_news(before: ModelReleaseStatus, after: ModelReleaseStatus) -> str:
+    """The route's problem when it is new (so the Warning event is posted once, not every pass)."""
+    old = find_condition(before.conditions, ROUTE_READY)
+    new = find_condition(after.conditions, ROUTE_READY)
     if new is None or new.status != "False":
         return ""
-    stage_changed = (before.stage.name if before.stage else None) != (after.stage.name if after.stage else None)
-    if old is None or old.status != "False" or old.message != new.message or stage_changed:
+    if old is None or old.status != "False" or old.message != new.message:
         where = f"stage {after.stage.name}: " if after.stage else ""
         return where + new.message
     return ""
+
+
+async def _release_previous_route(
+    ctx: OperatorContext, release: Manifest, status: ModelReleaseStatus, router: str, route_name: str
+) -> None:
+    """Put back the object a previous router (or route name) edited, once the release moved away from it."""
+    previous = status.managed_route
+    if previous is None or (previous.router, previous.name) == (router, route_name):
+        return
+    old = ctx.routers.get(previous.router)
+    if old is not None:
+        metadata = release["metadata"]
+        log.info("%s %s is no longer the release's route: putting it back", previous.router, previous.name)
+        await old.release(metadata["namespace"], metadata["name"], previous.name)
+
+
+async def _finalize(ctx: OperatorContext, release: Manifest) -> None:
+    """The release is being deleted: put back every route object it edited, then let it go."""
+    metadata = release["metadata"]
+    finalizers = list(metadata.get("finalizers") or [])
+    if FINALIZER not in finalizers:
+        return
+    routes: set[tuple[str, str]] = set()
+    managed = (release.get("status") or {}).get("managedRoute") or {}
+    if managed.get("router") and managed.get("name"):
+        routes.add((str(managed["router"]), str(managed["name"])))
+    with contextlib.suppress(InvalidRelease):
+        spec = parse_release(release).spec
+        router = ctx.routers.get(spec.traffic.router)
+        if router is not None and router.route_of(spec):
+            routes.add((router.name, router.route_of(spec)))
+    for router_name, route_name in sorted(routes):
+        router = ctx.routers.get(router_name)
+        if router is not None:
+            log.info("release deleted: putting %s %s back to 100%% stable", router_name, route_name)
+            await router.release(metadata["namespace"], metadata["name"], route_name)
+    await ctx.kube.set_finalizers(release, [f for f in finalizers if f != FINALIZER])
 
 
 def _count(before: ModelReleaseStatus, after: ModelReleaseStatus, decision: Decision) -> None:

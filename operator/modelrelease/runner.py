@@ -54,7 +54,7 @@ from modelrelease.measure import Analyzer
 from modelrelease.namespaces import scope_of
 from modelrelease.policy import DEFAULT_SERVICE_ACCOUNTS, PrometheusAllowList, ReleasePolicy
 from modelrelease.reconcile import OperatorContext, PassOutcome, reconcile
-from modelrelease.routing.replicas import ReplicasRouter
+from modelrelease.routing.registry import build_routers
 from modelrelease.scheduler import Scheduler
 
 log = logging.getLogger("modelrelease.operator")
@@ -181,7 +181,7 @@ async def run(settings: RunConfig, stop: asyncio.Event | None = None) -> None:
     context = OperatorContext(
         kube=kube,
         analyzer=Analyzer(settings.prometheus_address, policy.prometheus),
-        routers={"replicas": ReplicasRouter(kube)},
+        routers=build_routers(kube),
         settings=EngineSettings(load_timeout=settings.load_timeout),
         policy=policy,
     )

@@ -14,7 +14,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.cluster, pytest.mark.timeout(300)]
 
 PROMOTION_STAGES = [
     {"name": "smoke", "smoke": {"goldenSet": {"configMap": "digits-golden"}, "minAccuracy": 0.9}},
-    {"name": "shadow", "mirror": 100, "duration": "3s", "minChecks": 1},
     {"name": "canary-25", "weight": 25, "duration": "8s"},
     # Three more pods must start and load first; the stage's 15 s count from when the router reports 50%.
     {"name": "canary-50", "weight": 50, "duration": "15s"},
@@ -57,7 +56,6 @@ def test_good_version_walks_every_stage_in_order_at_the_measured_weights_and_is_
         measured = 100 * answers.get("2", 0) / total
         low, high = min(actual_weights), max(actual_weights)
         assert low - 10 <= measured <= high + 10, f"{stage}: status says {actual_weights}%, traffic {measured:.1f}%"
-    assert "RouteDegraded" in releases.event_reasons(), "the replicas router must say it cannot mirror"
     wait_for(lambda: (releases.deployment(1) or {}).get("spec", {}).get("replicas") == 0, 30, message="v1 at zero")
     assert (releases.deployment(2) or {})["spec"]["replicas"] == 3
     assert "modelrelease_promotions_total" in operator_process.metrics()

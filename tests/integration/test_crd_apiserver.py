@@ -169,6 +169,18 @@ INVALID: list[tuple[str, dict[str, Any], str, str]] = [
         "only allowed on a weight stage",
     ),
     (
+        "shadow-with-replicas-router",
+        _with_spec(stages=[{"name": "shadow", "mirror": 100}, {"name": "full", "weight": 100}]),
+        "spec.stages",
+        "cannot copy requests: use traffic.router gatewayApi or istio",
+    ),
+    (
+        "cohort-with-replicas-router",
+        _with_spec(stages=[{"name": "ab", "weight": 50, "match": [{"headers": {"x-cohort": "b"}}]}]),
+        "spec.stages",
+        "cannot look at headers: use traffic.router gatewayApi or istio",
+    ),
+    (
         "smoke-after-traffic",
         _with_spec(stages=[{"name": "a", "weight": 10}, {"name": "s", "smoke": {}}]),
         "spec.stages",

@@ -26,7 +26,7 @@ def _devstack(state_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
 def test_up_twice_is_idempotent_and_down_stops_every_recorded_process(tmp_path: Path) -> None:
     state_dir = tmp_path / "devstack"
     record_path = state_dir / "cluster.json"
-    first = _devstack(state_dir, "up", "--no-podrunner", "--no-prometheus")
+    first = _devstack(state_dir, "up", "--no-podrunner", "--no-prometheus", "--no-gateway")
     try:
         assert first.returncode == 0, first.stdout + first.stderr
         record = json.loads(record_path.read_text())
@@ -34,7 +34,7 @@ def test_up_twice_is_idempotent_and_down_stops_every_recorded_process(tmp_path: 
         assert set(pids) == {"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler"}
         assert all(processes.alive(pid) for pid in pids.values())
 
-        second = _devstack(state_dir, "up", "--no-podrunner", "--no-prometheus")
+        second = _devstack(state_dir, "up", "--no-podrunner", "--no-prometheus", "--no-gateway")
         assert second.returncode == 0, second.stderr
         assert "already running" in second.stdout
         assert json.loads(record_path.read_text())["pids"] == pids
@@ -46,7 +46,7 @@ def test_up_twice_is_idempotent_and_down_stops_every_recorded_process(tmp_path: 
         # A devstack configured by older code is restarted, not silently reused, when nobody uses it.
         record["fingerprint"] = "configured by an older devstack"
         record_path.write_text(json.dumps(record))
-        third = _devstack(state_dir, "up", "--no-podrunner", "--no-prometheus")
+        third = _devstack(state_dir, "up", "--no-podrunner", "--no-prometheus", "--no-gateway")
         assert third.returncode == 0, third.stdout + third.stderr
         assert "older devstack code" in third.stdout
         assert not any(processes.alive(pid) for pid in pids.values())

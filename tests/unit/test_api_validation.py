@@ -203,9 +203,49 @@ def test_match_on_a_mirror_stage_is_refused() -> None:
     assert message.startswith("spec.stages[0].match is only allowed on a weight stage")
 
 
+GATEWAY = {"traffic": {"router": "gatewayApi", "gatewayApi": {"httpRoute": "digits"}}}
+
+
 def test_match_on_a_weight_stage_is_an_ab_cohort() -> None:
-    stage = spec(**stages({"name": "ab", "weight": 50, "match": [{"headers": {"x-cohort": "b"}}]})).stages[0]
+    ab = {"name": "ab", "weight": 50, "match": [{"headers": {"x-cohort": "b"}}]}
+    stage = spec(**stages(ab), **GATEWAY).stages[0]
     assert stage.match is not None and stage.match[0].headers == {"x-cohort": "b"}
+
+
+def test_replicas_router_refuses_a_shadow_stage_naming_the_field_and_the_routers_that_can() -> None:
+    message = only_problem(**stages({"name": "smoke", "smoke": {}}, {"name": "shadow", "mirror": 100}))
+    assert message == (
+        "spec.stages[1].mirror is not possible with traffic.router replicas (the default), which cannot copy "
+        "requests: use traffic.router gatewayApi or istio"
+    )
+
+
+def test_replicas_router_refuses_a_cohort_stage_naming_the_field_and_the_routers_that_can() -> None:
+    message = only_problem(**stages({"name": "ab", "weight": 50, "match": [{"headers": {"x-cohort": "b"}}]}))
+    assert message.startswith("spec.stages[0].match is not possible with traffic.router replicas")
+    assert message.endswith("use traffic.router gatewayApi or istio")
+
+
+@pytest.mark.parametrize(
+    "traffic",
+    [
+        {},
+        {"router": "replicas"},
+        {"router": "gatewayApi", "gatewayApi": {"httpRoute": "digits"}},
+        {"router": "istio", "istio": {"virtualService": "digits"}},
+    ],
+)
+def test_default_stages_are_valid_for_every_router(traffic: dict[str, Any]) -> None:
+    assert [s.name for s in spec(traffic=traffic).stages] == ["smoke", "canary-10", "canary-50", "full"]
+
+
+def test_shadow_and_cohort_stages_are_accepted_by_the_mesh_routers() -> None:
+    shadow_and_ab = stages(
+        {"name": "shadow", "mirror": 100}, {"name": "ab", "weight": 50, "match": [{"headers": {"x-cohort": "b"}}]}
+    )
+    assert len(spec(**shadow_and_ab, **GATEWAY).stages) == 2
+    istio = {"traffic": {"router": "istio", "istio": {"virtualService": "digits"}}}
+    assert len(spec(**shadow_and_ab, **istio).stages) == 2
 
 
 def test_empty_match_list_and_empty_headers_are_refused() -> None:

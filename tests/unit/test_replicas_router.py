@@ -1,4 +1,4 @@
-"""The replicas router's split: kube-proxy's even spread over ready pods."""
+"""The replicas router's split: kube-proxy's even spread over ready pods, within 5 points of each weight."""
 
 from __future__ import annotations
 
@@ -7,21 +7,35 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from modelrelease.routing.base import ReleaseTarget, RouteRequest
-from modelrelease.routing.replicas import achieved_weight, candidate_replicas, main_service_version, plan_route
+from modelrelease.routing.replicas import (
+    TOLERANCE,
+    achieved_weight,
+    candidate_replicas,
+    main_service_version,
+    plan_route,
+    split,
+)
 
 
 def test_zero_weight_means_no_candidate_pods() -> None:
-    assert candidate_replicas(3, 0) == 0
+    assert split(3, 0) == (3, 0)
 
 
 def test_half_weight_matches_stable_capacity() -> None:
-    assert candidate_replicas(3, 50) == 3
+    assert split(3, 50) == (3, 3)
     assert achieved_weight(3, 3) == 50
 
 
-def test_small_weight_still_gets_one_pod_and_reports_the_real_share() -> None:
-    assert candidate_replicas(3, 5) == 1
-    assert achieved_weight(3, 1) == 25
+def test_minimal_example_canary_10_scales_stable_up_instead_of_sending_half_the_users() -> None:
+    stable, candidate = split(1, 10)
+
+    assert (stable, candidate) == (6, 1)
+    assert achieved_weight(stable, candidate) == 14
+
+
+def test_small_weight_on_three_replicas_scales_stable_up_to_stay_within_five_points() -> None:
+    assert split(3, 5) == (9, 1)
+    assert achieved_weight(9, 1) == 10
 
 
 def test_weight_out_of_range_is_refused() -> None:
@@ -30,55 +44,62 @@ def test_weight_out_of_range_is_refused() -> None:
 
 
 @given(stable=st.integers(1, 50), weight=st.integers(1, 99))
-def test_candidate_replicas_are_bounded_and_never_zero_for_positive_weight(stable: int, weight: int) -> None:
-    replicas = candidate_replicas(stable, weight)
-    assert 1 <= replicas <= 4 * stable
+def test_every_weight_is_reached_within_tolerance_never_below_the_specs_stable_capacity(
+    stable: int, weight: int
+) -> None:
+    stable_pods, candidate = split(stable, weight)
+
+    assert stable_pods >= stable and candidate >= 1
+    assert abs(100 * candidate / (stable_pods + candidate) - weight) <= TOLERANCE
 
 
-@given(stable=st.integers(1, 20), weight=st.integers(1, 80))
-def test_achieved_weight_is_the_nearest_possible_to_the_request(stable: int, weight: int) -> None:
-    replicas = candidate_replicas(stable, weight)
-    achieved = achieved_weight(stable, replicas)
-    for other in range(1, 4 * stable + 1):
-        assert abs(achieved - weight) <= abs(achieved_weight(stable, other) - weight) + 1
+@given(stable=st.integers(1, 20), weight=st.integers(1, 99))
+def test_split_uses_the_fewest_pods_that_stay_within_tolerance(stable: int, weight: int) -> None:
+    stable_pods, candidate = split(stable, weight)
+    fewer = stable_pods + candidate - 1
+    for c in range(1, fewer - stable + 1):
+        assert abs(100 * c / fewer - weight) > TOLERANCE
 
 
-def _target(candidate: int | None = 2) -> ReleaseTarget:
+def _target(candidate: int | None = 2, stable_replicas: int = 3) -> ReleaseTarget:
     return ReleaseTarget(
-        namespace="ml", release="digits", stable_version=1, candidate_version=candidate, stable_replicas=3
+        namespace="ml", release="digits", stable_version=1, candidate_version=candidate, stable_replicas=stable_replicas
     )
 
 
 def test_candidate_without_traffic_is_kept_out_of_the_user_service() -> None:
     plan = plan_route(_target(), RouteRequest(weight=0))
 
-    assert plan.candidate_replicas is None
+    assert plan.candidate_replicas is None and plan.stable_replicas is None
     assert main_service_version(_target(), plan) == 1
 
 
 def test_weighted_stage_puts_every_version_behind_the_user_service() -> None:
     plan = plan_route(_target(), RouteRequest(weight=25))
 
-    assert (plan.candidate_replicas, plan.weight) == (1, 25)
+    assert (plan.candidate_replicas, plan.stable_replicas, plan.weight) == (1, 3, 25)
     assert main_service_version(_target(), plan) is None
-    assert plan.limitation == ""
 
 
-def test_shadow_stage_runs_as_the_smallest_canary_and_says_so() -> None:
-    plan = plan_route(_target(), RouteRequest(mirror=100))
+def test_plan_for_a_small_weight_asks_for_more_stable_pods() -> None:
+    plan = plan_route(_target(stable_replicas=1), RouteRequest(weight=10))
 
-    assert plan.candidate_replicas == 1
-    assert "cannot mirror" in plan.limitation and "25%" in plan.limitation
-
-
-def test_cohort_stage_splits_all_users_and_says_so() -> None:
-    plan = plan_route(_target(), RouteRequest(weight=50, match=({"x-cohort": "b"},)))
-
-    assert plan.candidate_replicas == 3
-    assert "cannot match headers" in plan.limitation
+    assert (plan.stable_replicas, plan.candidate_replicas, plan.weight) == (6, 1, 14)
 
 
 def test_without_a_candidate_every_live_version_serves_users() -> None:
     plan = plan_route(_target(candidate=None), RouteRequest())
 
     assert main_service_version(_target(candidate=None), plan) is None
+
+
+def test_stable_deployment_is_sized_by_the_plan_while_the_stage_needs_more_pods() -> None:
+    from modelrelease.apply import RouteIntent, replicas_for
+    from modelrelease.engine.actions import EnsureDeployment, FixedReplicas
+
+    target = _target(stable_replicas=1)
+    intent = RouteIntent(target, plan_route(target, RouteRequest(weight=10)))
+
+    assert replicas_for(EnsureDeployment(version=1, role="stable", replicas=FixedReplicas(1)), intent) == 6
+    retiring = EnsureDeployment(version=0, role="stable", replicas=FixedReplicas(1))
+    assert replicas_for(retiring, intent) == 1

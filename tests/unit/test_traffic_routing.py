@@ -251,3 +251,18 @@ def test_service_endpoints_from_pods_are_the_ready_pods_its_selector_picks() -> 
     assert [(e.host, e.version) for e in found] == [("127.0.20.1", "1"), ("127.0.20.4", "2")]
     assert [e.pod for e in endpoints_from_pods({"modelrelease.io/version": "2"}, pods, 8500)] == ["d"]
     assert endpoints_from_pods({}, pods, 8500) == []
+
+
+def test_gateway_resolver_sends_through_the_gateway_unless_the_rule_mirrors() -> None:
+    from devstack.traffic.routing import GatewayResolver
+
+    gateway = Endpoint("127.0.0.1", 8000, pod="gateway")
+    weighted = {"spec": {"rules": [{"backendRefs": [{"name": "digits-stable", "weight": 70}]}]}}
+    mirror = {"type": "RequestMirror", "requestMirror": {"backendRef": {"name": "digits-canary"}}}
+    mirrored = {"spec": {"rules": [{"filters": [mirror], "backendRefs": [{"name": "digits-stable"}]}]}}
+    rng = random.Random(3)
+
+    assert GatewayResolver(gateway, SOURCE, lambda: weighted).resolve({}, rng).primary == gateway
+    decision = GatewayResolver(gateway, SOURCE, lambda: mirrored).resolve({}, rng)
+    assert decision.primary.host != CANARY and decision.primary != gateway
+    assert [m.host for m in decision.mirrors] == [CANARY]

@@ -509,6 +509,13 @@ def default_stages() -> list[Stage]:
 
 
 _STAGE_RANK_CEL = "has(s.smoke) ? 0 : (has(s.mirror) ? 1 : 2)"
+_ROUTERS_THAT_CAN = "use traffic.router gatewayApi or istio"
+_REPLICAS_CANNOT_MIRROR = (
+    f"is not possible with traffic.router replicas (the default), which cannot copy requests: {_ROUTERS_THAT_CAN}"
+)
+_REPLICAS_CANNOT_MATCH = (
+    f"is not possible with traffic.router replicas (the default), which cannot look at headers: {_ROUTERS_THAT_CAN}"
+)
 
 
 class ModelReleaseSpec(ApiModel):
@@ -521,7 +528,19 @@ class ModelReleaseSpec(ApiModel):
                 "holdAt must be empty or the name of one of the stages",
                 field_path=".holdAt",
                 reason="FieldValueInvalid",
-            )
+            ),
+            cel(
+                'self.traffic.router != "replicas" || self.stages.all(s, !has(s.mirror))',
+                f"a mirror (shadow) stage {_REPLICAS_CANNOT_MIRROR}",
+                field_path=".stages",
+                reason="FieldValueForbidden",
+            ),
+            cel(
+                'self.traffic.router != "replicas" || self.stages.all(s, !has(s.match))',
+                f"a stage with match (an A/B cohort) {_REPLICAS_CANNOT_MATCH}",
+                field_path=".stages",
+                reason="FieldValueForbidden",
+            ),
         )
     )
 
@@ -563,4 +582,16 @@ class ModelReleaseSpec(ApiModel):
         names = [stage.name for stage in self.stages]
         if self.hold_at and self.hold_at not in names:
             raise problem("holdAt", f"is {self.hold_at!r}, which is not a stage: use '' or one of {', '.join(names)}")
+        return self
+
+    @model_validator(mode="after")
+    def _router_can_do_every_stage(self) -> ModelReleaseSpec:
+        """A router refuses at admission what it cannot do: the replicas router neither mirrors nor matches."""
+        if self.traffic.router != "replicas":
+            return self
+        for index, stage in enumerate(self.stages):
+            if stage.mirror is not None:
+                raise problem(f"stages[{index}].mirror", _REPLICAS_CANNOT_MIRROR)
+            if stage.match is not None:
+                raise problem(f"stages[{index}].match", _REPLICAS_CANNOT_MATCH)
         return self

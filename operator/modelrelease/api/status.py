@@ -96,6 +96,13 @@ class HistoryEntry(ApiModel):
     at: str | None = None
 
 
+class ManagedRouteStatus(ApiModel):
+    """The user's route object a router edits for the release, so it can be put back later."""
+
+    router: str
+    name: str
+
+
 class ModelReleaseStatus(ApiModel):
     phase: Phase = Field(default=Phase.INITIALIZING, strict=False)  # read from JSON as its string value
     stable_version: int | None = None
@@ -128,4 +135,8 @@ class ModelReleaseStatus(ApiModel):
             "A modelrelease.io/pause request froze this rollout (as spec.paused does) until a modelrelease.io/resume; "
             "cleared when the rollout ends."
         ),
+    )
+    managed_route: ManagedRouteStatus | None = Field(
+        default=None,
+        description="The HTTPRoute or VirtualService the router edits; put back on deletion or a router change.",
     )

@@ -252,6 +252,23 @@ class Kube:
         release: Manifest = found
         return release
 
+    async def set_finalizers(self, release: Manifest, finalizers: list[str]) -> Manifest:
+        """Replace the release's finalizers if nobody wrote it since it was read; return it as written."""
+        metadata = release["metadata"]
+        body = {"metadata": {"resourceVersion": metadata["resourceVersion"], "finalizers": finalizers}}
+        patch: Any = self.custom.patch_namespaced_custom_object
+        try:
+            result: Manifest = await patch(
+                GROUP, VERSION, metadata["namespace"], PLURAL, metadata["name"], body, _content_type=MERGE
+            )
+        except ApiException as error:
+            if error.status == 409:
+                raise StatusConflict(f"{metadata['namespace']}/{metadata['name']} changed since it was read") from error
+            if error.status == 404:
+                raise ReleaseGone(f"{metadata['namespace']}/{metadata['name']} was deleted during the pass") from error
+            raise
+        return result
+
     async def read_config_map(self, namespace: str, name: str) -> dict[str, str] | None:
         try:
             config_map = await self.core.read_namespaced_config_map(name, namespace)

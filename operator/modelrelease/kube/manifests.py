@@ -222,7 +222,14 @@ def build_service(owner: Owner, name: str, version: int | None) -> Manifest:
         "spec": {
             "selector": selector,
             "ports": [
-                {"name": "grpc", "port": GRPC_PORT, "targetPort": "grpc", "protocol": "TCP"},
+                # gRPC is HTTP/2 without TLS: a gateway (Traefik, Envoy) reads this to speak h2c to the pods.
+                {
+                    "name": "grpc",
+                    "port": GRPC_PORT,
+                    "targetPort": "grpc",
+                    "protocol": "TCP",
+                    "appProtocol": "kubernetes.io/h2c",
+                },
                 {"name": "http", "port": REST_PORT, "targetPort": "http", "protocol": "TCP"},
             ],
         },

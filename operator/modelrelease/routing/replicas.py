@@ -1,12 +1,19 @@
 """The ``replicas`` router: split traffic by replica counts, as kube-proxy does.
 
 kube-proxy spreads a Service's connections evenly over its ready endpoints,
-so with the stable version at its full N replicas and the candidate at c,
-the candidate receives c / (N + c) of the traffic.  The stable version keeps
-its full capacity throughout (docs/architecture.md, "The routers"), so small weights are
-approximate: 5% of 3 stable replicas still needs one candidate pod (25%).
-Status therefore reports the weight achieved, computed from *ready* pods of
-the current template.
+so with the stable version at s replicas and the candidate at c, the
+candidate receives c / (s + c) of the traffic.  Status reports the weight
+achieved, computed from *ready* pods of the current template.
+
+The overshoot rule (``split``): a weight stage never exposes more than 5
+points more (or fewer) users than it asks for.  With few stable replicas the
+smallest canary, one pod, is a large share (1 stable pod: 50%), so for the
+stage the stable version is scaled *up* beyond ``spec.serving.replicas``:
+the smallest total of pods whose split is within ``TOLERANCE`` points of the
+weight, never fewer stable pods than the spec asks for.  The default stages
+on the minimal example (1 replica): canary-10 runs 6 stable pods and 1
+candidate pod (14%), canary-50 one of each (50%).  The stable version goes
+back to its own size once the stage is over (rollback or promotion).
 
 Keeping users off the candidate: the smoke test needs a Ready candidate pod,
 and a Ready pod behind the ``<name>`` Service would get user traffic.  So this
@@ -14,41 +21,50 @@ router owns the ``<name>`` Service's selector: it selects only the stable
 version while the candidate may receive no users, and every version of the
 release once it may.
 
-What it cannot do, and what happens instead (the handler posts a Warning
-event and a ``RouteSupported=False`` condition with ``limitation``):
-
-- mirror (a shadow stage): kube-proxy cannot copy requests.  The stage runs
-  as the smallest canary the router can make, one candidate pod, so it can
-  still be judged; users are served by the candidate during it.
-- match (an A/B cohort): kube-proxy cannot look at headers.  The stage's
-  weight applies to all users.
-
-A weight of 100 cannot be reached before promotion (the stable version keeps
-its capacity); it is served as an even split, and promotion does the rest.
+What it cannot do, mirror (a shadow stage) and match headers (an A/B
+cohort), is refused at admission (``api.spec``): such a release must use
+the gatewayApi or istio router.  A weight of 100 cannot be reached before
+promotion; it is served as an even split, and promotion does the rest.
 """
 
 from __future__ import annotations
 
+from modelrelease.api.spec import ModelReleaseSpec
 from modelrelease.kube.client import Kube
 from modelrelease.kube.manifests import LABEL_VERSION, Owner, build_service, deployment_name
 from modelrelease.kube.readiness import current_ready
 from modelrelease.routing.base import ReleaseTarget, RoutePlan, RouteRequest, RouteState
 
-# A weight this close to 100 would need an absurd number of candidate pods;
-# the full stage (100) is reached by promotion instead.
-MAX_CANDIDATE_FACTOR = 4
+TOLERANCE = 5
+"""Points by which the share of users a weight stage reaches may differ from the weight it asks for."""
+
+
+def split(stable_replicas: int, weight: int) -> tuple[int, int]:
+    """(stable, candidate) pods for ``weight`` percent: the fewest pods within ``TOLERANCE`` points of it.
+
+    The stable version keeps at least ``stable_replicas``; the candidate
+    gets at least one pod for any positive weight.  100 is an even split
+    (reached by promotion, not by pods).
+    """
+    if not 0 <= weight <= 100:
+        raise ValueError(f"weight must be within 0..100, got {weight}")
+    if stable_replicas < 1:
+        raise ValueError(f"stable replicas must be at least 1, got {stable_replicas}")
+    if weight == 0:
+        return stable_replicas, 0
+    if weight == 100:
+        return stable_replicas, stable_replicas
+    total = stable_replicas + 1
+    while True:
+        candidate = min(max(1, round(weight * total / 100)), total - stable_replicas)
+        if abs(100 * candidate / total - weight) <= TOLERANCE:
+            return total - candidate, candidate
+        total += 1
 
 
 def candidate_replicas(stable_replicas: int, weight: int) -> int:
-    """Candidate replicas whose share of all ready pods is nearest ``weight`` percent (at least one)."""
-    if not 0 <= weight <= 100:
-        raise ValueError(f"weight must be within 0..100, got {weight}")
-    if weight == 0:
-        return 0
-    if weight == 100:
-        return stable_replicas
-    exact = stable_replicas * weight / (100 - weight)
-    return max(1, min(round(exact), stable_replicas * MAX_CANDIDATE_FACTOR))
+    """Candidate pods for ``weight`` percent under the overshoot rule (``split``)."""
+    return split(stable_replicas, weight)[1]
 
 
 def achieved_weight(stable_ready: int, candidate_ready: int) -> int:
@@ -58,27 +74,15 @@ def achieved_weight(stable_ready: int, candidate_ready: int) -> int:
 
 
 def plan_route(target: ReleaseTarget, request: RouteRequest) -> RoutePlan:
-    """The pods the candidate needs for ``request`` and, in words, what kube-proxy cannot do of it."""
-    stable = target.stable_replicas
-    limits: list[str] = []
-    weight = request.weight
-    if request.mirror and not weight:
-        replicas = 1
-        limits.append(
-            f"the replicas router cannot mirror traffic: the shadow stage runs as a canary on one candidate pod "
-            f"(about {achieved_weight(stable, 1)}% of users are served by the candidate)"
-        )
-    else:
-        replicas = candidate_replicas(stable, weight)
-    if request.match and weight:
-        limits.append(f"the replicas router cannot match headers: the {weight}% split applies to all users")
+    """The pods each version needs for ``request`` (admission guarantees it asks for no mirror or match)."""
+    stable, replicas = split(target.stable_replicas, request.weight)
     if target.candidate_version is None or replicas == 0:
-        return RoutePlan(request=request, weight=0, candidate_replicas=None, limitation="; ".join(limits))
+        return RoutePlan(request=request, weight=0, candidate_replicas=None, stable_replicas=None)
     return RoutePlan(
         request=request,
         weight=achieved_weight(stable, replicas),
         candidate_replicas=replicas,
-        limitation="; ".join(limits),
+        stable_replicas=stable,
     )
 
 
@@ -96,17 +100,18 @@ def main_service_version(target: ReleaseTarget, plan: RoutePlan) -> int | None:
 
 class ReplicasRouter:
     name = "replicas"
-    supports_mirror = False
-    supports_match = False
 
     def __init__(self, kube: Kube) -> None:
         self._kube = kube
+
+    def route_of(self, spec: ModelReleaseSpec) -> str:
+        return ""
 
     def plan(self, target: ReleaseTarget, request: RouteRequest) -> RoutePlan:
         return plan_route(target, request)
 
     async def apply(self, target: ReleaseTarget, plan: RoutePlan) -> None:
-        """Point the ``<name>`` Service at the right versions; the Deployment's replicas do the rest."""
+        """Point the ``<name>`` Service at the right versions; the Deployments' replicas do the rest."""
         owner = Owner(target.release, target.namespace, target.owner_uid)
         await self._kube.apply(build_service(owner, target.release, main_service_version(target, plan)))
 
@@ -124,13 +129,17 @@ class ReplicasRouter:
             None if wanted_selector is None else str(wanted_selector)
         )
         pods_right = plan.candidate_replicas is None or candidate_ready == plan.candidate_replicas
-        reached = selector_right and pods_right and stable_ready >= target.stable_replicas
+        stable_wanted = plan.stable_replicas or target.stable_replicas
+        reached = selector_right and pods_right and stable_ready >= stable_wanted
         return RouteState(
             weight=weight,
             reached=reached,
             message=f"{candidate_ready} candidate and {stable_ready} stable pods ready; users reach the candidate: "
             f"{'yes' if candidate_selected else 'no'}",
         )
+
+    async def release(self, namespace: str, release: str, route_name: str) -> None:
+        """Nothing to put back: the ``<name>`` Service is the release's own, removed with it."""
 
     async def _ready(self, target: ReleaseTarget, version: int) -> int:
         return current_ready(
