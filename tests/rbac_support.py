@@ -151,12 +151,32 @@ def _enclosing_functions(tree: ast.Module) -> dict[ast.AST, ast.AST]:
 
 
 def _custom_targets(function: ast.AST, module: Any) -> set[tuple[str, str]]:
-    """(group, plural) of every call in ``function`` shaped like a custom-object call."""
+    """(group, plural) of every call in ``function`` shaped like a custom-object call.
+
+    A call with ``self.group`` and ``self.plural`` (a base class shared by
+    routers) stands for every class of the operator that sets both as
+    class attributes.
+    """
     found = set()
     for node in ast.walk(function):
         if isinstance(node, ast.Call) and len(node.args) >= 5:
-            group, plural = _resolve(node.args[0], module), _resolve(node.args[3], module)
+            first, fourth = node.args[0], node.args[3]
+            if _dotted(first) == "self.group" and _dotted(fourth) == "self.plural":
+                found |= _class_targets()
+                continue
+            group, plural = _resolve(first, module), _resolve(fourth, module)
             if isinstance(group, str) and "." in group and isinstance(plural, str):
+                found.add((group, plural))
+    return found
+
+
+def _class_targets() -> set[tuple[str, str]]:
+    """(group, plural) of every operator class that names both as class attributes."""
+    found = set()
+    for name, _ in _modules():
+        for value in vars(importlib.import_module(name)).values():
+            group, plural = getattr(value, "group", None), getattr(value, "plural", None)
+            if isinstance(value, type) and isinstance(group, str) and "." in group and isinstance(plural, str):
                 found.add((group, plural))
     return found
 

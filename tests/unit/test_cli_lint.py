@@ -95,7 +95,10 @@ def test_lint_reads_several_documents_skips_other_kinds_and_names_document_and_r
 def test_lint_command_exits_1_on_problems_and_reads_stdin(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    examples = sorted(str(p) for p in (REPO / "examples" / "digits").glob("*.yaml"))
+    # The release manifests; a file without one (the HTTPRoute beside full.yaml) is a problem by design.
+    examples = sorted(
+        str(p) for p in (REPO / "examples" / "digits").glob("*.yaml") if "kind: ModelRelease" in p.read_text()
+    )
     assert main(["lint", *examples]) == 0
     assert "no problem" in capsys.readouterr().err
     monkeypatch.setattr("sys.stdin", io.StringIO(json.dumps(_with_spec(holdAt="canary-99"))))

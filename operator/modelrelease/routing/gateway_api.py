@@ -49,7 +49,7 @@ from typing import Any
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from modelrelease.api.spec import ModelReleaseSpec
-from modelrelease.kube.client import Kube
+from modelrelease.kube.client import FIELD_MANAGER, Kube
 from modelrelease.kube.manifests import LABEL_RELEASE
 from modelrelease.routing.base import ReleaseTarget, RoutePlan, RouteRequest, RouteState
 
@@ -343,7 +343,16 @@ class UserRouteRouter:
             return
         patch: Any = self._kube.custom.patch_namespaced_custom_object
         try:
-            await patch(self.group, self.version, namespace, self.plural, name, body, _content_type=MERGE)
+            await patch(
+                self.group,
+                self.version,
+                namespace,
+                self.plural,
+                name,
+                body,
+                field_manager=FIELD_MANAGER,
+                _content_type=MERGE,
+            )
         except ApiException as error:
             if error.status in (404, 409):  # gone or edited since read: the next pass starts from the new one
                 return
