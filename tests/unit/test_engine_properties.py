@@ -144,6 +144,7 @@ class Invariants:
             assert after.analysis.consecutive_inconclusive < spec.analysis.inconclusive_limit
         assert after.candidate_version is not None or not after.paused_by_request, "a pause outlived its rollout"
         self._stage_completions(call)
+        self._measures_the_stage_it_stays_in(call)
 
     def _deterministic(self, call: Call) -> None:
         again = decide(call.spec, call.before, call.observations, call.now, call.generation)
@@ -171,6 +172,18 @@ class Invariants:
         assert canaries == ([] if after.candidate_version is None else [after.candidate_version])
         if after.candidate_version is not None:
             assert after.candidate_version not in (after.stable_version, after.retiring_version)
+
+    def _measures_the_stage_it_stays_in(self, call: Call) -> None:
+        """A call that asks for a measurement has not left its stage: the second call is judged in it.
+
+        The handler's observations (the route's ``reached`` above all) were made
+        for the stage the pass began in, and the second call sees them again.
+        """
+        if call.decision.follow_up() is None:
+            return
+        before, after = call.before.stage, call.decision.status.stage
+        assert before is not None and after is not None
+        assert (after.index, after.name) == (before.index, before.name), "left the stage it asked to measure"
 
     def _stage_completions(self, call: Call) -> None:
         spec, before, after = call.spec, call.before, call.decision.status

@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from test_engine_support import T0, World, ensured, events, make_spec, results, route, stable_world
+from test_engine_support import (
+    T0,
+    World,
+    ensured,
+    events,
+    make_spec,
+    results,
+    rolling_out_at,
+    route,
+    stable_world,
+)
 
 from modelrelease.api import ModelReleaseStatus
 from modelrelease.engine import (
@@ -161,9 +171,33 @@ def test_the_router_verdict_on_reaching_the_weight_is_trusted() -> None:
     assert world.status.stage is not None and world.status.stage.name == "canary", "its 2 minutes start now"
     for _ in range(4):
         world.step()
-    # Canary completes; the full stage needs no checks (nothing to compare with), so it promotes.
+    assert world.status.stage is not None and world.status.stage.name == "full"
+    # The full stage needs no checks (nothing to compare with): it promotes once the router reports it reached,
+    # on the next pass (a route observed for canary says nothing of full's).
+    world.step()
     assert [entry.outcome for entry in world.status.history[-3:]] == ["StageCompleted", "StageCompleted", "Promoted"]
     assert world.status.stable_version == 2
+
+
+# The e2e promotion stages: with 3 stable replicas the replicas router makes 25% with one pod, 50% with three.
+CANARY_25_50 = [
+    {"name": "canary-25", "weight": 25, "duration": "8s"},
+    {"name": "canary-50", "weight": 50, "duration": "15s"},
+    {"name": "full", "weight": 100},
+]
+
+
+def test_the_next_stage_is_not_reached_on_the_route_observed_for_the_stage_that_completed() -> None:
+    # The replicas router judges ``reached`` against the plan of the stage the pass began in (reconcile's
+    # probe): canary-25's one pod.  A check is due on every 2 s pass, so the pass that completes canary-25
+    # also runs a check; its second engine call must not start canary-50's clock on canary-25's verdict.
+    world = rolling_out_at(CANARY_25_50, "canary-25", analysis={"interval": "2s", "minChecks": 1})
+    world.route_reached = True
+    entered = world.run_until(lambda d: d.status.stage is not None and d.status.stage.name == "canary-50", seconds=2)
+    assert entered.status.stage is not None and entered.status.stage.reached_at is None
+    completed = [h for h in entered.status.history if h.outcome == "StageCompleted"]
+    assert completed[-1].stage == "canary-25"
+    assert completed[-1].message == f"stage canary-25 passed ({world.analysis_runs} passing checks)"
 
 
 def test_analysis_is_requested_once_per_interval() -> None:

@@ -4,6 +4,8 @@ Order matters and is the safety argument: a failure is looked for first (it
 rolls back even when paused), then readiness gates all traffic, smoke gates
 the stage's traffic, and a stage completes only when every condition holds
 on the same pass and nothing (pause, missing data, holdAt, approval) holds it.
+A call that completes a stage asks for no measurement: the handler's second
+call would otherwise run in the next stage on this one's observations.
 """
 
 from __future__ import annotations
@@ -317,8 +319,16 @@ def _try_complete(ctx: Pass, version: int, stage: Stage) -> None:
 
 
 def _complete_stage(ctx: Pass, version: int, stage: Stage) -> None:
+    """Record the stage as passed and enter the next one (or promote); a check asked for this pass is withdrawn.
+
+    The stage passed on what it had, so that check could change nothing; and
+    the handler would run it and call ``decide`` again, in the next stage, with
+    observations made for this one: the route's ``reached`` judged against
+    this stage's plan would start the next stage's clock at its entry.
+    """
     status = ctx.status
     assert status.stage is not None
+    ctx.actions[:] = [action for action in ctx.actions if not isinstance(action, RunAnalysis)]
     index = status.stage.index
     passed = status.analysis.passed
     ctx.record(
