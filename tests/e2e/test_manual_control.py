@@ -138,7 +138,10 @@ def test_approval_stage_waits_for_the_annotation_and_pause_holds_a_stage_that_is
 
     approved = [h for h in final["history"] if h["outcome"] == "Approved"]
     assert [(h["version"], h["stage"]) for h in approved] == [(2, "ab")]
-    assert APPROVE not in _annotations(releases), "the operator consumes the request"
+    # The request is consumed after the status write that records it: wait for it to go.
+    wait_for(
+        lambda: APPROVE not in _annotations(releases), 30, interval=0.5, message="the operator consumes the request"
+    )
     assert _generation(releases) == last_edit, "the operator must not edit spec"
     assert releases.get()["spec"]["paused"] is False and releases.get()["spec"]["model"]["version"] == 2
 

@@ -15,6 +15,7 @@ be reached from where the CLI runs shows ``unreachable``, never an error.
 from __future__ import annotations
 
 import asyncio
+import os
 import queue
 import threading
 import time
@@ -58,7 +59,8 @@ class Cluster:
                 config.load_incluster_config()
                 self.default_namespace = _in_cluster_namespace()
             else:
-                path = str(kubeconfig) if kubeconfig else None
+                # KUBECONFIG read now: the client library reads it once, when first imported.
+                path = str(kubeconfig) if kubeconfig else os.environ.get("KUBECONFIG") or None
                 config.load_kube_config(config_file=path, context=context)
                 _, active = config.list_kube_config_contexts(config_file=path)
                 if context is not None:
