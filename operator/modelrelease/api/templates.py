@@ -22,6 +22,7 @@ BUILTIN_TEMPLATES: tuple[str, ...] = (
     "recall",
     "f1",
     "mae",
+    "mse",
     "feedback-positive-rate",
 )
 """Health signals and the model-quality measures the release process names."""
