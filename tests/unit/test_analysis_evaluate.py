@@ -85,3 +85,15 @@ def test_a_pooled_metric_measures_the_window_since_its_pool_was_last_counted_and
     assert pool is not None and pool.counted_until == "2026-01-01T12:00:45Z" and pool.intervals == 2
     assert (pool.parts[0].candidate.numerator, pool.parts[0].candidate.denominator) == (940, 1000)
     assert pool.parts[0].stable is not None and pool.parts[0].stable.denominator == 1000
+
+
+def test_a_window_too_short_for_two_scrapes_is_not_queried_and_the_pool_is_judged_as_it_stands() -> None:
+    provider = TableProvider({("accuracy", 3): ratio(470, 500), ("accuracy", 2): ratio(475, 500)})
+    since = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
+    first = AnalysisContext("digits", "ml", "digits", "1s", 3, 2, since=since, until=since.replace(second=3))
+    earlier = asyncio.run(evaluate(METRICS[1:2], first, provider))
+    soon = AnalysisContext("digits", "ml", "digits", "1s", 3, 2, since=since, until=since.replace(second=4))
+    results = asyncio.run(evaluate(METRICS[1:2], soon, provider, earlier))
+    assert len(provider.asked) == 2, "nothing asked for the one-second window"
+    assert results[0].pool == earlier[0].pool
+    assert results[0].verdict == earlier[0].verdict and results[0].undecided == earlier[0].undecided

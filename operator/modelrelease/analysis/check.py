@@ -62,10 +62,20 @@ STABLE_SHARE_TO_COMPARE = 0.01
 
 @dataclass(frozen=True)
 class Window:
-    """One metric's measurements over one window: the candidate's, and the stable version's when compared."""
+    """One metric's measurements over one window: the candidate's, and the stable version's when compared.
+
+    ``fresh`` False: no window was measured (too short to hold two scrapes,
+    ``evaluate.MIN_WINDOW``); the pool is judged as it stands, which is
+    neither new data nor a gap.
+    """
 
     candidate: Observation
     stable: Observation | None = None
+    fresh: bool = True
+
+    @classmethod
+    def nothing_new(cls) -> Window:
+        return cls(Unmeasured("no new window yet"), None, fresh=False)
 
 
 def kind_of(metric: MetricSpec) -> Kind:
@@ -172,11 +182,11 @@ def _part(pool: MetricPool, name: str) -> PooledPart | None:
 def _proportion(
     metric: MetricSpec, window: Window, pool: MetricPool | None, until: str | None, alpha: float
 ) -> MetricResult:
-    compared = metric.compare_to_baseline is not None and window.stable is not None
+    compared = _compared(metric, window, pool)
     parts: WindowParts = {"": (_increase(window.candidate), _increase(window.stable) if compared else None)}
-    pooled = add_window(pool, parts, until, with_stable=compared)
+    pooled = add_window(pool, parts, until, with_stable=compared) if window.fresh else pool or MetricPool()
     candidate, stable = _counts(_part(pooled, ""))
-    gap = _gap_reason(Window(window.candidate, window.stable if compared else None))
+    gap = _gap_reason(Window(window.candidate, window.stable if compared else None)) if window.fresh else None
     results: list[SequentialResult] = []
     notes: list[str] = []
     shortage = _min_requests_shortage(metric, candidate)
@@ -187,6 +197,15 @@ def _proportion(
             results.append(against_bound(metric.name, candidate, "max", metric.max, alpha))
         results += _versus_stable(metric, candidate, stable if compared else None, alpha, notes)
     return _sequential_result(metric, results, pooled, candidate, stable, gap, shortage, notes)
+
+
+def _compared(metric: MetricSpec, window: Window, pool: MetricPool | None) -> bool:
+    """Whether the stable version is pooled too: compared, and measured (or pooled before, for a window not taken)."""
+    if metric.compare_to_baseline is None:
+        return False
+    if window.fresh:
+        return window.stable is not None
+    return pool is not None and any(part.stable is not None for part in pool.parts)
 
 
 def _min_requests_shortage(metric: MetricSpec, candidate: Counts) -> str | None:
@@ -352,10 +371,14 @@ def _slow_share(
         parts[f"le={bound.fail_le}"] = (failing, None)
     if bound.pass_le is not None:
         parts[f"le={bound.pass_le}"] = (passing, None)
-    pooled = add_window(pool, parts, until, with_stable=False)
+    pooled = add_window(pool, parts, until, with_stable=False) if window.fresh else pool or MetricPool()
     fail_counts, _ = _counts(_part(pooled, f"le={bound.fail_le}"))
     pass_counts, _ = _counts(_part(pooled, f"le={bound.pass_le}"))
-    gap = _gap_reason(Window(window.candidate)) or (None if failing or passing else "the histogram has no +Inf bucket")
+    gap = None
+    if window.fresh:
+        gap = _gap_reason(Window(window.candidate)) or (
+            None if failing or passing else "the histogram has no +Inf bucket"
+        )
     name = f"{metric.name} share slower than {metric.max:g}s"
     shortage = _min_requests_shortage(metric, fail_counts if bound.fail_le is not None else pass_counts)
     results = [] if shortage else [judge_slow_share(name, bound, fail_counts, pass_counts, alpha)]
@@ -374,11 +397,11 @@ def _slow_share(
 
 
 def _mean(metric: MetricSpec, window: Window, pool: MetricPool | None, until: str | None) -> MetricResult:
-    compared = metric.compare_to_baseline is not None and window.stable is not None
+    compared = _compared(metric, window, pool)
     parts: WindowParts = {"": (_increase(window.candidate), _increase(window.stable) if compared else None)}
-    pooled = add_window(pool, parts, until, with_stable=compared, cap=False)
+    pooled = add_window(pool, parts, until, with_stable=compared, cap=False) if window.fresh else pool or MetricPool()
     candidate, stable = _counts(_part(pooled, ""))
-    gap = _gap_reason(Window(window.candidate, window.stable if compared else None))
+    gap = _gap_reason(Window(window.candidate, window.stable if compared else None)) if window.fresh else None
     if gap is not None:
         return MetricResult(
             name=metric.name,

@@ -8,7 +8,7 @@ Which window: a metric pooled over the stage (``check.kind_of``) is measured
 from where its pool was last counted (``MetricPool.counted_until``), or from
 the stage's start (``AnalysisContext.since``) for its first window, up to
 ``AnalysisContext.until``, so consecutive windows tile the stage and a
-check that found no data leaves its time to the next.  A plain threshold
+check that found no data leaves its time to the next (``MIN_WINDOW``).  A plain threshold
 is measured over the last ``interval``.  Judging is ``check.judge_check``.
 """
 
@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from modelrelease.analysis.check import Window, judge_check, kind_of
 from modelrelease.analysis.context import AnalysisContext, TemplateValues, UnsafeValueError, promql_duration
@@ -25,6 +25,16 @@ from modelrelease.analysis.provider import MetricProvider, Observation, Unmeasur
 from modelrelease.api.spec import MetricSpec
 from modelrelease.api.status import MetricResult
 from modelrelease.engine.clock import format_time, parse_time
+
+MIN_WINDOW = timedelta(seconds=2)
+"""Shortest window a pooled metric is measured over.
+
+``increase()`` needs two samples in its range; a window shorter than two
+scrapes (devstack scrapes every second) often holds one and would come back
+empty.  A shorter window is not queried: the pool is judged as it stands and
+the next check's window covers the time (``Window.nothing_new``).  In
+production keep ``analysis.interval`` at two scrape intervals or more.
+"""
 
 
 async def evaluate(
@@ -42,6 +52,8 @@ async def evaluate(
     async def one(metric: MetricSpec) -> tuple[str, Window]:
         try:
             window = _window_for(metric, context, earlier.get(metric.name))
+            if window is None:
+                return metric.name, Window.nothing_new()
             candidate_values = window.values_for(context.candidate_version)
             baseline_values = (
                 window.values_for(context.baseline_version)
@@ -61,13 +73,15 @@ async def evaluate(
     return judge_check(metrics, confidence, windows, previous, stamp)
 
 
-def _window_for(metric: MetricSpec, context: AnalysisContext, earlier: MetricResult | None) -> AnalysisContext:
-    """The context whose ``interval`` covers this metric's window (see the module docstring)."""
+def _window_for(metric: MetricSpec, context: AnalysisContext, earlier: MetricResult | None) -> AnalysisContext | None:
+    """The context whose ``interval`` covers this metric's window; None when it is shorter than ``MIN_WINDOW``."""
     if kind_of(metric) == "threshold" or context.since is None or context.until is None:
         return context
     start = context.since
     if earlier is not None and earlier.pool is not None and earlier.pool.counted_until is not None:
         start = max(start, parse_time(earlier.pool.counted_until))
+    if context.until - start < MIN_WINDOW:
+        return None
     return replace(context, interval=promql_duration(_span(start, context.until)))
 
 
