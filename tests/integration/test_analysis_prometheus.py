@@ -218,7 +218,8 @@ def test_the_bad_candidate_fails_and_the_good_one_passes_against_each_other(prov
     assert bad[2].candidate == pytest.approx(0.5, abs=0.01)
     assert bad[2].baseline == pytest.approx(0.9, abs=0.01)
     assert re.search(
-        r"accuracy 0\.(50?\d*|49\d*) \(\d+/\d+\) vs stable 0\.(90?\d*|89\d*) \(\d+/\d+\)", bad[2].message
+        r"accuracy 0\.(50?\d*|49\d*) \([0-9.]+/[0-9.]+\) vs stable 0\.(90?\d*|89\d*) \([0-9.]+/[0-9.]+\)",
+        bad[2].message,
     ), bad[2].message
     assert "> maxDrop 0.02" in bad[2].message
 
