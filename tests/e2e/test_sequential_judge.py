@@ -54,8 +54,9 @@ def test_a_model_three_points_worse_than_stable_is_rolled_back_with_both_version
     releases: Releases, traffic: Any
 ) -> None:
     _stable(releases, 2)
+    # Applied first: v5's pods load while the traffic generator waits to be scraped.
+    releases.apply(_manifest(releases, 5, canary_seconds=600, max_drop=0.01))
     with traffic(rate=RATE):
-        releases.apply(_manifest(releases, 5, canary_seconds=600, max_drop=0.01))
         status = releases.wait_phase("RolledBack", 240)
 
     assert status["stableVersion"] == 2 and status.get("candidateVersion") is None
@@ -93,8 +94,8 @@ def test_a_model_within_the_margin_is_promoted_through_a_stage_of_forty_checks_o
             raise AssertionError(f"v5 was not promoted: {status.get('message')} {status.get('history', [])[-1:]}")
         return status if status.get("phase") == "Succeeded" and status.get("stableVersion") == 5 else None
 
+    releases.apply(_manifest(releases, 5, canary_seconds=66, max_drop=0.02))
     with traffic(rate=RATE):
-        releases.apply(_manifest(releases, 5, canary_seconds=45, max_drop=0.02))
         status = wait_for(promoted, 240, interval=0.3, message="v5 promoted")
 
     assert status is not None
