@@ -8,7 +8,7 @@ import pytest
 
 from modelrelease.analysis import AnalysisContext, TemplateError, TemplateValues, UnsafeValueError, plan_for, render
 from modelrelease.analysis.context import promql_duration
-from modelrelease.api.spec import BUILTIN_TEMPLATES, MetricSpec
+from modelrelease.api.spec import BUILTIN_TEMPLATES, CLASS_TEMPLATES, MetricSpec
 
 VALUES = TemplateValues(model="digits", version=2, namespace="ml", release="digits", interval="30s")
 
@@ -78,7 +78,7 @@ def test_go_durations_become_prometheus_ranges(interval: str | timedelta, expect
 
 
 def builtin(template: str) -> MetricSpec:
-    positive = "3" if template in ("precision", "recall", "f1") else None
+    positive = "3" if template in CLASS_TEMPLATES else None
     return MetricSpec(name="m", template=template, positive_class=positive, max=1.0)
 
 

@@ -45,6 +45,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from modelrelease.analysis.distribution import Auc, auc_bound, auc_from_buckets, total_variation
 from modelrelease.analysis.judge import judge
 from modelrelease.analysis.pooled import Increase, WindowParts, add_window
 from modelrelease.analysis.provider import Measurement, Observation, Unmeasured
@@ -54,7 +55,7 @@ from modelrelease.analysis.templates import QueryPlan, plan_for
 from modelrelease.api.spec import MetricSpec
 from modelrelease.api.status import BoundResult, MetricPool, MetricResult, PooledPart, Verdict
 
-Kind = Literal["proportion", "slow_share", "mean", "threshold"]
+Kind = Literal["proportion", "slow_share", "drift", "auc", "mean", "threshold"]
 
 STABLE_SHARE_TO_COMPARE = 0.01
 """The stable version must have served at least this share of the candidate's requests to be compared with."""
@@ -84,6 +85,10 @@ def kind_of(metric: MetricSpec) -> Kind:
         plan = plan_for(metric)
     except ValueError:
         return "threshold"
+    if metric.template == "prediction-drift":
+        return "drift"
+    if metric.template == "auc":
+        return "auc"
     if plan.grouped is not None and plan.quantile is not None:
         return "slow_share" if metric.max is not None else "threshold"
     if plan.proportion:
@@ -98,6 +103,11 @@ def sequential_bounds(metric: MetricSpec) -> int:
     kind = kind_of(metric)
     if kind == "slow_share":
         return 1
+    if kind == "drift":
+        return int(metric.max is not None)
+    if kind == "auc":
+        compare = metric.compare_to_baseline
+        return int(metric.min is not None) + int(compare is not None and compare.max_drop is not None)
     if kind != "proportion":
         return 0
     compare = metric.compare_to_baseline
@@ -149,7 +159,14 @@ def judge_metric(
         return _slow_share(metric, window, pool, until, alpha)
     if kind == "mean":
         return _mean(metric, window, pool, until)
+    if kind in ("drift", "auc"):
+        return _distribution(metric, window, pool, until, alpha)
     return _threshold(metric, window)
+
+
+def needs_stable(metric: MetricSpec) -> bool:
+    """Whether a check measures the stable version for ``metric``: compared with it, or a drift from it."""
+    return metric.compare_to_baseline is not None or kind_of(metric) == "drift"
 
 
 # --- proportions ---------------------------------------------------------------------------------------------
@@ -201,7 +218,7 @@ def _proportion(
 
 def _compared(metric: MetricSpec, window: Window, pool: MetricPool | None) -> bool:
     """Whether the stable version is pooled too: compared, and measured (or pooled before, for a window not taken)."""
-    if metric.compare_to_baseline is None:
+    if not needs_stable(metric):
         return False
     if window.fresh:
         return window.stable is not None
@@ -450,3 +467,111 @@ def _quantile(observation: Observation, plan: QueryPlan) -> Observation:
     if value is None:
         return Unmeasured("no requests in the window's histogram")
     return Measurement(value=value * plan.scale, samples=round(buckets.get("+Inf", 0.0)))
+
+
+# --- distributions: prediction drift and AUC -------------------------------------------------------------------
+
+
+def _series(observation: Observation | None) -> dict[str, float] | None:
+    if not isinstance(observation, Measurement) or observation.series is None:
+        return None
+    return dict(observation.series)
+
+
+def _distribution_parts(metric: MetricSpec, series: dict[str, float] | None) -> dict[str, Increase] | None:
+    """A window's grouped counts as pooled parts: each class's share of answers, or each bucket's of its class."""
+    if series is None:
+        return None
+    if kind_of(metric) == "drift":
+        total = sum(series.values())
+        return {f"predicted={label}": Increase(count, total) for label, count in series.items()}
+    positive = metric.positive_class or ""
+    grouped: dict[str, dict[str, float]] = {"positive": {}, "negative": {}}
+    for key, count in series.items():
+        actual, _, le = key.partition("|")
+        cells = grouped["positive" if actual == positive else "negative"]
+        cells[le] = cells.get(le, 0.0) + count
+    parts: dict[str, Increase] = {}
+    for side, buckets in grouped.items():
+        total = buckets.get("+Inf", 0.0)
+        for le, count in buckets.items():
+            parts[f"{side} le={le}"] = Increase(count, total)
+    return parts
+
+
+def _distribution(
+    metric: MetricSpec, window: Window, pool: MetricPool | None, until: str | None, alpha: float
+) -> MetricResult:
+    compared = _compared(metric, window, pool)
+    candidate_parts = _distribution_parts(metric, _series(window.candidate))
+    stable_parts = _distribution_parts(metric, _series(window.stable)) if compared else None
+    names = set(candidate_parts or {}) | set(stable_parts or {})
+    parts: WindowParts | None = None
+    if candidate_parts is not None and (stable_parts is not None or not compared):
+        parts = {
+            name: (
+                candidate_parts.get(name, Increase(0.0, _total(candidate_parts))),
+                stable_parts.get(name, Increase(0.0, _total(stable_parts))) if stable_parts is not None else None,
+            )
+            for name in names
+        }
+    pooled = add_window(pool, parts, until, with_stable=compared) if window.fresh else pool or MetricPool()
+    gap = _gap_reason(Window(window.candidate, window.stable if compared else None)) if window.fresh else None
+    if gap is None and window.fresh and parts is None:
+        gap = "no grouped counts in the window"
+    bounds: list[BoundResult] = []
+    notes: list[str] = []
+    if kind_of(metric) == "drift":
+        candidate = {p.part.removeprefix("predicted="): p.candidate.numerator for p in pooled.parts}
+        if not compared:
+            notes.append("no stable version to compare the predicted classes with")
+        elif metric.max is not None:
+            stable = {p.part.removeprefix("predicted="): p.stable.numerator for p in pooled.parts if p.stable}
+            bounds.append(total_variation(metric.name, candidate, stable, metric.max, alpha).bound)
+        value = baseline = None
+    else:
+        candidate_auc = _auc(pooled, "candidate")
+        stable_auc = _auc(pooled, "stable") if compared else None
+        if metric.min is not None:
+            bounds.append(auc_bound(metric.name, candidate_auc, None, "min", metric.min, alpha).bound)
+        compare = metric.compare_to_baseline
+        if compare is not None and compare.max_drop is not None:
+            if compared:
+                bounds.append(
+                    auc_bound(metric.name, candidate_auc, stable_auc, "maxDrop", compare.max_drop, alpha).bound
+                )
+            else:
+                notes.append("not compared with the stable version (no stable version measured)")
+        value = candidate_auc.value if candidate_auc else None
+        baseline = stable_auc.value if stable_auc else None
+    verdict = _combine([b.verdict for b in bounds])
+    reasons = [b.reason for b in bounds if b.verdict == verdict] or ["nothing could be judged"]
+    if gap is not None and verdict != "fail":
+        verdict, reasons = "inconclusive", [f"no data in this window ({gap})"]
+    samples = max((p.candidate.denominator for p in pooled.parts), default=0.0)
+    return MetricResult(
+        name=metric.name,
+        candidate=_finite(value),
+        baseline=_finite(baseline),
+        verdict=verdict,
+        samples=round(samples),
+        message="; ".join([*reasons, *notes]),
+        judge="sequential",
+        undecided=verdict == "inconclusive" and gap is None,
+        bounds=bounds,
+        pool=pooled,
+    )
+
+
+def _total(parts: Mapping[str, Increase] | None) -> float:
+    return max((part.denominator for part in (parts or {}).values()), default=0.0)
+
+
+def _auc(pool: MetricPool, who: Literal["candidate", "stable"]) -> Auc | None:
+    sides: dict[str, dict[float, float]] = {"positive": {}, "negative": {}}
+    for part in pool.parts:
+        side, _, le = part.part.partition(" le=")
+        counts = part.candidate if who == "candidate" else part.stable
+        if counts is not None and side in sides:
+            sides[side][float(le)] = counts.numerator
+    return auc_from_buckets(sides["positive"], sides["negative"])

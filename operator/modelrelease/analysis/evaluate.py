@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 
-from modelrelease.analysis.check import Window, judge_check, kind_of
+from modelrelease.analysis.check import Window, judge_check, kind_of, needs_stable
 from modelrelease.analysis.context import AnalysisContext, TemplateValues, UnsafeValueError, promql_duration
 from modelrelease.analysis.provider import MetricProvider, Observation, Unmeasured
 from modelrelease.api.spec import MetricSpec
@@ -57,7 +57,7 @@ async def evaluate(
             candidate_values = window.values_for(context.candidate_version)
             baseline_values = (
                 window.values_for(context.baseline_version)
-                if context.baseline_version is not None and metric.compare_to_baseline is not None
+                if context.baseline_version is not None and needs_stable(metric)
                 else None
             )
         except UnsafeValueError as refused:

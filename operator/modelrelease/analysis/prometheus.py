@@ -87,16 +87,17 @@ class PrometheusProvider:
         return Measurement(value=value, samples=_as_count(samples))
 
     async def _grouped(self, plan: QueryPlan, promql: str, at: datetime | None) -> Measurement:
-        """One count per value of ``plan.by`` (a histogram's buckets); the value is the share of the first."""
+        """One count per value of ``plan.by`` (a histogram's buckets), keyed ``a|b`` when it names two labels."""
         result = await self._query(promql, "grouped", at)
         if not isinstance(result, list) or not all(isinstance(item, dict) for item in result):
             raise _NoValue(f"the grouped query returned {type(result).__name__}, not a vector")
         if not result:
             raise _NoValue("no data: the grouped query matched no series in the window")
-        label = plan.by or ""
+        labels = (plan.by or "").split(",")
         counts: dict[str, float] = {}
         for item in result:
-            key = str(item.get("metric", {}).get(label, ""))
+            key = "|".join(str(item.get("metric", {}).get(label, "")) for label in labels)
+            label = plan.by or ""
             try:
                 number = float(item.get("value", [None, None])[1])
             except (TypeError, ValueError) as error:

@@ -55,6 +55,16 @@ The built-ins, for version ``v`` over the window ``[{{interval}}]`` (``W``):
     histograms) observing ``|prediction - truth|`` and ``(prediction - truth)^2``
     for each labelled answer, which yield exactly these ``_sum``/``_count``
     series (docs/metrics.md).  Pooled over the stage, judged on the pooled mean.
+``auc`` for ``positiveClass`` ``c`` (Mann-Whitney over bucketed scores)
+    ``sum by (actual, le) (increase(model_prediction_score_bucket{<v>}[W]))``:
+    the histogram of the model's score for the positive class, per true
+    class; answers with ``actual="c"`` are the positives, all others the
+    negatives (``distribution.auc_from_buckets``).
+``prediction-drift`` (label-free)
+    ``sum by (predicted) (increase(model_predictions_total{<v>}[W]))``: the
+    answers per predicted class, compared with the stable version's on the
+    same traffic; ``max`` bounds their total variation distance
+    (``distribution.total_variation``).
 ``feedback-positive-rate`` (a proportion)
     ``model_feedback_total{feedback="positive"}`` over all feedback of the version.
 """
@@ -103,6 +113,10 @@ def _count(metric: str, selector: str) -> str:
     return f"sum(increase({metric}{{{selector}}}{_W}))"
 
 
+def _count_raw(metric: str, selector: str) -> str:
+    return f"increase({metric}{{{selector}}}{_W})"
+
+
 def _zero_if_none(expression: str) -> str:
     return f"({expression} or vector(0))"
 
@@ -139,6 +153,16 @@ def _builtin(template: str, positive_class: str | None) -> QueryPlan:
             numerator=_zero_if_none(_count(f"{summary}_sum", _QUALITY)),
             denominator=_count(f"{summary}_count", _QUALITY),
         )
+    if template == "prediction-drift":
+        return QueryPlan(
+            grouped=f"sum by (predicted) ({_count_raw('model_predictions_total', _QUALITY)})", by="predicted"
+        )
+    if template == "auc":
+        if positive_class is None:
+            raise ValueError("template auc needs positiveClass")
+        checked("positive_class", positive_class)
+        scores = _count_raw("model_prediction_score_bucket", _QUALITY)
+        return QueryPlan(grouped=f"sum by (actual, le) ({scores})", by="actual,le")
     if template in ("precision", "recall", "f1"):
         if positive_class is None:
             raise ValueError(f"template {template} needs positiveClass")
