@@ -727,6 +727,8 @@ def report(runs: int, seed: int, progress: Callable[[str], None]) -> str:
         "",
         table(["target", "measured", "met"], targets),
         "",
+        _TARGETS_NOTE,
+        "",
         "`make bench-judgment` (`python -m devstack.bench_judgment`, module docstring for the model): "
         f"{runs:,} simulated stages per cell (the exposure tuning uses {4 * runs:,} good ones), seed {seed}, "
         f"{elapsed / 60:.1f} min on {machine()}.",
@@ -793,21 +795,42 @@ def report(runs: int, seed: int, progress: Callable[[str], None]) -> str:
     return "\n".join(text)
 
 
-def best_possible(false_rollbacks: float, drop: float = 0.05) -> float:
+def best_possible(false_rollbacks: float, allowed: float, drop: float = 0.05) -> float:
     """Requests per version the best fixed-sample test at this false-rollback rate needs to see ``drop`` half the time.
 
-    The one-sided z-test on two proportions (stable 5% wrong answers, the
-    candidate ``drop`` more) at level ``false_rollbacks`` has 50% power at
-    ``n = z^2 (p_c q_c + p_s q_s) / drop^2``: no test that rolls a good model
-    back that rarely can have a median exposure much below it, so it bounds
-    the ratio any judge can reach against a fixed threshold at low rates.
+    The one-sided z-test of "the drop is at most ``allowed``" on two
+    proportions (stable 5% wrong answers, the candidate ``drop`` more) at
+    level ``false_rollbacks`` has 50% power at
+    ``n = z^2 (p_c q_c + p_s q_s) / (drop - allowed)^2``: no test that rolls an
+    allowed model back that rarely, even one told its sample size in advance,
+    has a median exposure much below it.  Over the fixed judge's median it is
+    the floor of the ratio any judge can reach (a sequential test pays a
+    little more for being valid at every look).
     """
     from scipy.stats import norm
 
     stable = METRICS[0].stable
     candidate = stable + drop
     z = float(norm.isf(max(false_rollbacks, 1e-6)))
-    return z * z * (candidate * (1 - candidate) + stable * (1 - stable)) / (drop * drop)
+    return z * z * (candidate * (1 - candidate) + stable * (1 - stable)) / ((drop - allowed) ** 2)
+
+
+_TARGETS_NOTE = (
+    "Where the exposure target is missed, the last column says why: the best fixed-sample test (one told the "
+    "sample size in advance, which no judge of a live stage is) already needs that share of the fixed "
+    "judge's exposure at the same false-rollback rate. At 1 request/s the Flagger-like judge rolls a 5-point "
+    "drop back after its fifth one-minute window, about 300 requests, while any test that rolls back an "
+    "allowed candidate as rarely needs several hundred requests to see the drop half the time: no judge "
+    "meets 1/3 there, and lowering the minimum-events rule or changing tau would not change that (the tau "
+    "table shows 0.1 is already the best scale at 1/s). The rest of ours' gap to the floor is the price of "
+    "a guarantee valid at every look and the 30 s check grain (a 4-check decision at 10/s is 1,200 "
+    "requests); checking more often narrows it (table below)."
+)
+
+
+def _span(values: list[float]) -> str:
+    low, high = f"{min(values):.2f}", f"{max(values):.2f}"
+    return low if low == high else f"{low}-{high}"
 
 
 def _targets(
@@ -823,26 +846,31 @@ def _targets(
             "yes" if worst_false[0] <= 0.01 else "NO",
         ]
     ]
-    for rate in RATES:
-        found = []
-        floors = []
-        for e in exposures:
-            if e.rate != rate:
+    for max_drop in (0.0, 0.01):
+        for rate in RATES:
+            found = []
+            floors = []
+            for e in exposures:
+                for pair in e.pairs:
+                    if e.rate != rate or pair.max_drop != max_drop:
+                        continue
+                    ours_median = pair.ours.quantile(pair.ours.requests, 0.5)
+                    fixed_median = pair.fixed.bad.quantile(pair.fixed.bad.requests, 0.5)
+                    if ours_median is not None and fixed_median is not None:
+                        found.append(ours_median / fixed_median)
+                        floor = best_possible(max(pair.fixed.false, TUNING_FLOOR), max_drop) / fixed_median
+                        floors.append(floor)
+            target = (
+                f"exposure to a 5-point drop at most 1/3 of the tuned fixed threshold, {rate}/s, maxDrop {max_drop:g}"
+            )
+            if not found:
+                rows.append([target, "not measurable (a judge rarely decides within the stage)", "-"])
                 continue
-            for pair in e.pairs:
-                ours_median = pair.ours.quantile(pair.ours.requests, 0.5)
-                fixed_median = pair.fixed.bad.quantile(pair.fixed.bad.requests, 0.5)
-                if ours_median is not None and fixed_median is not None:
-                    found.append(ours_median / fixed_median)
-                    floors.append(best_possible(max(pair.fixed.false, TUNING_FLOOR)) / fixed_median)
-        if not found:
-            rows.append([f"exposure to a 5-point drop at most 1/3 of the tuned fixed threshold, {rate}/s", "-", "-"])
-            continue
-        met = "yes" if max(found) <= 1 / 3 else "NO"
-        note = (
-            f"{min(found):.2f}-{max(found):.2f} (best possible fixed-sample test: {min(floors):.2f}-{max(floors):.2f})"
-        )
-        rows.append([f"exposure to a 5-point drop at most 1/3 of the tuned fixed threshold, {rate}/s", note, met])
+            met = "yes" if max(found) <= 1 / 3 else "NO"
+            note = (
+                f"{_span(found)} (best fixed-sample test at the same false-rollback rate, 50% power: {_span(floors)})"
+            )
+            rows.append([target, note, met])
     rows.append(
         [
             f"no verdict on fewer than the minimum events ({MIN_EVENTS} of the rarer outcome expected at the bound)",
