@@ -162,3 +162,21 @@ def test_a_confidence_outside_half_to_one_is_refused_naming_the_field(confidence
 
 def test_confidence_defaults_to_99_percent() -> None:
     assert AnalysisSpec().confidence == 0.99
+
+
+def test_a_counter_that_went_down_drops_the_window_for_both_versions_and_moves_on() -> None:
+    first = check([ACCURACY], {"accuracy": Window(ratio(950, 1000), ratio(960, 1000))}, [], stamp(10))
+    reset = Measurement(float("nan"), 0, -5.0, -100.0, proportion=True)
+    after = check([ACCURACY], {"accuracy": Window(reset, ratio(96, 100))}, first, stamp(20))[0]
+    assert after.pool is not None and after.pool.dropped == 1 and after.pool.counted_until == stamp(20)
+    assert after.pool.parts[0].candidate.denominator == 1000 and after.pool.parts[0].stable is not None
+    assert after.pool.parts[0].stable.denominator == 1000
+
+
+def test_a_stable_version_whose_share_changes_is_compared_on_its_own_pooled_counts() -> None:
+    # A canary at 10% then 50% within one stage's pool: each version's rate is its own count over its own requests.
+    results = check([ACCURACY], {"accuracy": Window(ratio(95, 100), ratio(855, 900))}, [], stamp(10))
+    results = check([ACCURACY], {"accuracy": Window(ratio(475, 500), ratio(475, 500))}, results, stamp(20))
+    result = results[0]
+    assert result.candidate == pytest.approx(0.95) and result.baseline == pytest.approx(0.95)
+    assert result.verdict != "fail"
