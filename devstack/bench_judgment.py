@@ -6,13 +6,15 @@ repeats a stage thousands of times.  Request streams are drawn here with
 numpy, thousands of stages per cell, and four judges decide on the very same
 streams side by side:
 
-- **ours**: ``modelrelease.analysis.sequential`` on counts pooled since the
+- **ours**: the operator's judge (``modelrelease.analysis.check``, whose
+  proportions are ``modelrelease.analysis.sequential``) on counts pooled since the
   stage began, checked every 30 s, alpha = 1 - confidence (0.99) split over
-  the stage's four bounds; one fail rolls back; promoted when every bound
-  passes at the end of the stage.  A vectorised copy of its arithmetic runs
+  the stage's four bounds (``check.alpha_for``); one fail rolls back; promoted
+  when every bound passes at the end of the stage.  A vectorised copy of its arithmetic runs
   the thousands of stages and is checked, cell by cell, against the operator's
   own functions on sampled checks (the run stops if they ever disagree).
-- **today**: ``modelrelease.analysis.judge.judge`` itself on each 30 s
+- **per-interval** (the operator's judge before the sequential one, still its
+  threshold judge): ``modelrelease.analysis.judge.judge`` on each 30 s
   interval's counts, ``failureLimit: 2``, promoted after ``minChecks: 3``
   passing checks.  Latency is judged as today's ``histogram_quantile()``
   check is: p99 above 250 ms exactly when more than 1% of the interval's
@@ -56,6 +58,7 @@ from numpy.typing import NDArray
 from scipy.special import log_ndtr
 
 from devstack.benchdoc import DOCS, write_section
+from modelrelease.analysis.check import alpha_for
 from modelrelease.analysis.judge import judge as todays_judge
 from modelrelease.analysis.provider import Measurement
 from modelrelease.analysis.sequential import MIN_EVENTS, TAU_SCALE, Counts, against_bound, against_stable, split_alpha
@@ -632,6 +635,9 @@ def report(runs: int, seed: int, progress: Callable[[str], None]) -> str:
     started = time.monotonic()
     rng = np.random.default_rng(seed)
     alpha = split_alpha(CONFIDENCE, BOUNDS)
+    operators = alpha_for([m.spec for m in METRICS], CONFIDENCE)
+    if not math.isclose(alpha, operators):
+        raise AssertionError(f"the operator splits alpha into {operators}, the bench into {alpha}")
     results: dict[tuple[str, int, str], dict[str, Outcome]] = {}
     for scenario, rate, stage, seconds in cells():
         streams = simulate(rng, scenario, rate, seconds, runs)
@@ -707,6 +713,8 @@ def report(runs: int, seed: int, progress: Callable[[str], None]) -> str:
         f"{rate}/s: {min(found):.2f}-{max(found):.2f}" if found else f"{rate}/s: not measurable (ours rarely decides)"
         for rate, found in ratios.items()
     )
+    targets = _targets(results, exposures, worst_false)
+    progress("targets:\n" + "\n".join(" | ".join(row) for row in targets))
     text = [
         "## Judgment",
         "",
@@ -714,6 +722,12 @@ def report(runs: int, seed: int, progress: Callable[[str], None]) -> str:
         f"candidates exactly at `maxDrop` included, is {pct(worst_false[0])} ({worst_false[1]}, {worst_false[2]}/s, "
         f"{worst_false[3]}; target at most 1%). Requests a 5-point accuracy drop serves under ours, over the "
         f"fixed-threshold judge's at the same false-rollback rate (target at most 0.33): {ratio_text}.",
+        "",
+        "### The issue's targets, checked",
+        "",
+        table(["target", "measured", "met"], targets),
+        "",
+        _TARGETS_NOTE,
         "",
         "`make bench-judgment` (`python -m devstack.bench_judgment`, module docstring for the model): "
         f"{runs:,} simulated stages per cell (the exposure tuning uses {4 * runs:,} good ones), seed {seed}, "
@@ -779,6 +793,92 @@ def report(runs: int, seed: int, progress: Callable[[str], None]) -> str:
         "",
     ]
     return "\n".join(text)
+
+
+def best_possible(false_rollbacks: float, allowed: float, drop: float = 0.05) -> float:
+    """Requests per version the best fixed-sample test at this false-rollback rate needs to see ``drop`` half the time.
+
+    The one-sided z-test of "the drop is at most ``allowed``" on two
+    proportions (stable 5% wrong answers, the candidate ``drop`` more) at
+    level ``false_rollbacks`` has 50% power at
+    ``n = z^2 (p_c q_c + p_s q_s) / (drop - allowed)^2``: no test that rolls an
+    allowed model back that rarely, even one told its sample size in advance,
+    has a median exposure much below it.  Over the fixed judge's median it is
+    the floor of the ratio any judge can reach (a sequential test pays a
+    little more for being valid at every look).
+    """
+    from scipy.stats import norm
+
+    stable = METRICS[0].stable
+    candidate = stable + drop
+    z = float(norm.isf(max(false_rollbacks, 1e-6)))
+    return z * z * (candidate * (1 - candidate) + stable * (1 - stable)) / ((drop - allowed) ** 2)
+
+
+_TARGETS_NOTE = (
+    "Where the exposure target is missed, the last column says why: the best fixed-sample test (one told the "
+    "sample size in advance, which no judge of a live stage is) already needs that share of the fixed "
+    "judge's exposure at the same false-rollback rate. At 1 request/s the Flagger-like judge rolls a 5-point "
+    "drop back after its fifth one-minute window, about 300 requests, while any test that rolls back an "
+    "allowed candidate as rarely needs several hundred requests to see the drop half the time: no judge "
+    "meets 1/3 there, and lowering the minimum-events rule or changing tau would not change that (the tau "
+    "table shows 0.1 is already the best scale at 1/s). The rest of ours' gap to the floor is the price of "
+    "a guarantee valid at every look and the 30 s check grain (a 4-check decision at 10/s is 1,200 "
+    "requests); checking more often narrows it (table below)."
+)
+
+
+def _span(values: list[float]) -> str:
+    low, high = f"{min(values):.2f}", f"{max(values):.2f}"
+    return low if low == high else f"{low}-{high}"
+
+
+def _targets(
+    results: dict[tuple[str, int, str], dict[str, Outcome]],
+    exposures: list[Exposure],
+    worst_false: tuple[float, str, int, str],
+) -> list[list[str]]:
+    """The issue's targets with the numbers this run measured, and whether each was met."""
+    rows = [
+        [
+            "false rollbacks of good candidates at most 1% at every horizon and under drift (ours)",
+            f"worst {pct(worst_false[0])} ({worst_false[1]}, {worst_false[2]}/s, {worst_false[3]})",
+            "yes" if worst_false[0] <= 0.01 else "NO",
+        ]
+    ]
+    for max_drop in (0.0, 0.01):
+        for rate in RATES:
+            found = []
+            floors = []
+            for e in exposures:
+                for pair in e.pairs:
+                    if e.rate != rate or pair.max_drop != max_drop:
+                        continue
+                    ours_median = pair.ours.quantile(pair.ours.requests, 0.5)
+                    fixed_median = pair.fixed.bad.quantile(pair.fixed.bad.requests, 0.5)
+                    if ours_median is not None and fixed_median is not None:
+                        found.append(ours_median / fixed_median)
+                        floor = best_possible(max(pair.fixed.false, TUNING_FLOOR), max_drop) / fixed_median
+                        floors.append(floor)
+            target = (
+                f"exposure to a 5-point drop at most 1/3 of the tuned fixed threshold, {rate}/s, maxDrop {max_drop:g}"
+            )
+            if not found:
+                rows.append([target, "not measurable (a judge rarely decides within the stage)", "-"])
+                continue
+            met = "yes" if max(found) <= 1 / 3 else "NO"
+            note = (
+                f"{_span(found)} (best fixed-sample test at the same false-rollback rate, 50% power: {_span(floors)})"
+            )
+            rows.append([target, note, met])
+    rows.append(
+        [
+            f"no verdict on fewer than the minimum events ({MIN_EVENTS} of the rarer outcome expected at the bound)",
+            "enforced in sequential.against_*; property-tested (tests/unit/test_sequential_verdicts.py)",
+            "yes",
+        ]
+    )
+    return rows
 
 
 def main(argv: list[str] | None = None) -> int:

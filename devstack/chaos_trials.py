@@ -65,7 +65,10 @@ ACCURACY = {
         "total": 'sum(increase(model_prediction_outcomes_total{model="{{model}}",version="{{version}}"}[{{interval}}]))',
     },
     "min": 0.5,
-    "compareToBaseline": {"maxDrop": 0.02},
+    # Wide: the trials test fault tolerance, not judging. The sequential judge passes v2 against v1 within it on a
+    # couple of hundred requests per version (maxDrop 0.02 needs ~600, more than a loaded trial's timeout allows)
+    # and fails v3 (about half its answers wrong) as fast as before.
+    "compareToBaseline": {"maxDrop": 0.1},
 }
 
 

@@ -53,6 +53,9 @@ class TrafficConfig:
     signature: str = "serving_default"
     input_name: str = "pixels"
     output_name: str = "classes"
+    scores_name: str = "scores"
+    # The class whose score ``model_prediction_score`` observes (the positive class of the auc template).
+    positive_class: int = 7
     max_in_flight: int = 32
 
     def __post_init__(self) -> None:
@@ -121,6 +124,16 @@ def predict_request(model: str, signature: str, input_name: str, pixels: np.ndar
         tensor.tensor_shape.dim.add(size=size)
     tensor.tensor_content = row.tobytes()
     return request
+
+
+def class_score(tensor: Any, index: int) -> float | None:
+    """The score of class ``index`` in the first row of a float output, or None when it holds no such column."""
+    values: Any = list(tensor.float_val) if tensor.float_val else None
+    if values is None and tensor.tensor_content:
+        values = np.frombuffer(tensor.tensor_content, dtype="<f4")
+    if values is None or len(values) <= index:
+        return None
+    return float(values[index])
 
 
 def first_class(tensor: Any) -> int:
@@ -307,7 +320,9 @@ class TrafficGenerator:
                 return
             version = str(response.model_spec.version.value) if response.model_spec.HasField("version") else ""
             predicted = first_class(response.outputs[self.config.output_name])
-            self._record_answer(plan, version or endpoint.version or "unknown", predicted, mirrored, seconds)
+            scores = response.outputs.get(self.config.scores_name) if self.config.scores_name else None
+            score = class_score(scores, self.config.positive_class) if scores is not None else None
+            self._record_answer(plan, version or endpoint.version or "unknown", predicted, mirrored, seconds, score)
         except Exception:
             self._record_failure(plan, endpoint, "INTERNAL", mirrored, seconds)
         finally:
@@ -316,12 +331,15 @@ class TrafficGenerator:
                 self._idle.notify_all()
 
     def _record_answer(
-        self, plan: PlannedRequest, version: str, predicted: int, mirrored: bool, seconds: float
+        self, plan: PlannedRequest, version: str, predicted: int, mirrored: bool, seconds: float, score: float | None
     ) -> None:
         model, metrics = self.config.model, self.metrics
         actual = int(self._labels[plan.sample])
         outcome = "correct" if predicted == actual else "incorrect"
+        metrics.predictions.labels(model, version, str(predicted)).inc()
         metrics.outcomes.labels(model, version, outcome, str(predicted), str(actual)).inc()
+        if score is not None:
+            metrics.score.labels(model, version, str(actual)).observe(score)
         metrics.absolute_error.labels(model, version).observe(abs(predicted - actual))
         metrics.squared_error.labels(model, version).observe((predicted - actual) ** 2)
         with self._lock:

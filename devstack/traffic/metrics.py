@@ -15,6 +15,11 @@ MIRRORED = "traffic_mirrored_requests"
 DURATION = "traffic_request_duration_seconds"
 ABSOLUTE_ERROR = "model_prediction_absolute_error"
 SQUARED_ERROR = "model_prediction_squared_error"
+PREDICTIONS = "model_predictions"
+SCORE = "model_prediction_score"
+
+# The positive class's score, a probability: ten equal buckets are enough for a Mann-Whitney AUC.
+SCORE_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 
 # Loopback gRPC to a Python model server: single-digit milliseconds, up to the deadline.
 DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -59,6 +64,21 @@ class TrafficMetrics:
             SQUARED_ERROR,
             "(predicted - actual)^2 per prediction, for regression models (MSE = _sum / _count).",
             ["model", "version"],
+            registry=self.registry,
+        )
+        # Label-free: every answer, mirrored ones included, by the class it predicted (prediction-drift).
+        self.predictions = Counter(
+            PREDICTIONS,
+            "Answers by predicted class, with or without a known true label (mirrored answers included).",
+            ["model", "version", "predicted"],
+            registry=self.registry,
+        )
+        # The model's score for the positive class, by true class (auc): positives are actual == positive class.
+        self.score = Histogram(
+            SCORE,
+            "The model's score for the positive class per labelled answer, by true class.",
+            ["model", "version", "actual"],
+            buckets=SCORE_BUCKETS,
             registry=self.registry,
         )
         self.duration = Histogram(

@@ -23,6 +23,7 @@ from modelrelease.analysis import AnalysisContext, PrometheusProvider, evaluate,
 from modelrelease.api.spec import ModelReleaseSpec
 from modelrelease.api.status import MetricResult
 from modelrelease.engine.actions import RunAnalysis, RunSmoke
+from modelrelease.engine.clock import parse_time
 from modelrelease.engine.observations import AnalysisResult, SmokeResult
 from modelrelease.kube.client import Kube
 from modelrelease.observe import VersionPods
@@ -105,8 +106,10 @@ class Analyzer:
                 interval=promql_duration(request.interval),
                 candidate_version=request.candidate_version,
                 baseline_version=request.baseline_version,
+                since=parse_time(request.since) if request.since else None,
+                until=parse_time(request.at) if request.at else None,
             )
-            results = await evaluate(metrics, context, provider)
+            results = await evaluate(metrics, context, provider, request.previous, spec.analysis.confidence)
         for result in results:
             on_result(result)
         return AnalysisResult(version=request.candidate_version, metrics=tuple(results))

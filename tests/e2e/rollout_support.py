@@ -45,8 +45,11 @@ class Releases(Release):
                 "failureLimit": 2,
                 "inconclusiveLimit": 20,
                 "minChecks": 2,
+                # A wide margin: these scenarios are about stages, weights and control, not judging; the
+                # sequential judge passes within it on a few hundred requests (maxDrop 0.02 needs thousands
+                # between v1 and v5). tests/e2e/test_sequential_judge.py judges close calls.
                 "metrics": metrics
-                or [{"name": "accuracy", "ratio": ACCURACY_RATIO, "min": 0.8, "compareToBaseline": {"maxDrop": 0.02}}],
+                or [{"name": "accuracy", "ratio": ACCURACY_RATIO, "min": 0.8, "compareToBaseline": {"maxDrop": 0.1}}],
                 **analysis,
             },
         }

@@ -8,7 +8,7 @@ import pytest
 
 from modelrelease.analysis import AnalysisContext, TemplateError, TemplateValues, UnsafeValueError, plan_for, render
 from modelrelease.analysis.context import promql_duration
-from modelrelease.api.spec import BUILTIN_TEMPLATES, MetricSpec
+from modelrelease.api.spec import BUILTIN_TEMPLATES, CLASS_TEMPLATES, MetricSpec
 
 VALUES = TemplateValues(model="digits", version=2, namespace="ml", release="digits", interval="30s")
 
@@ -78,17 +78,17 @@ def test_go_durations_become_prometheus_ranges(interval: str | timedelta, expect
 
 
 def builtin(template: str) -> MetricSpec:
-    positive = "3" if template in ("precision", "recall", "f1") else None
+    positive = "3" if template in CLASS_TEMPLATES else None
     return MetricSpec(name="m", template=template, positive_class=positive, max=1.0)
 
 
 @pytest.mark.parametrize("template", BUILTIN_TEMPLATES)
 def test_every_builtin_renders_to_placeholder_free_promql_with_a_sample_count(template: str) -> None:
     plan = plan_for(builtin(template))
-    queries = [q for q in (plan.value, plan.numerator, plan.denominator, plan.samples) if q is not None]
+    queries = [q for q in (plan.value, plan.numerator, plan.denominator, plan.samples, plan.grouped) if q is not None]
     rendered = [render(query, VALUES) for query in queries]
     assert all('version="2"' in query and "[30s]" in query for query in rendered)
-    assert plan.samples is not None or plan.is_ratio, "min_requests needs a count"
+    assert plan.samples is not None or plan.is_ratio or plan.grouped is not None, "min_requests needs a count"
 
 
 def test_error_rate_counts_non_ok_canonical_codes_for_this_release_and_version() -> None:
@@ -102,14 +102,19 @@ def test_error_rate_counts_non_ok_canonical_codes_for_this_release_and_version()
     assert plan.proportion
 
 
-def test_latency_p99_converts_tf_servings_microseconds_to_seconds() -> None:
+def test_latency_p99_counts_each_bucket_in_the_window_in_tf_servings_microseconds() -> None:
     plan = plan_for(builtin("tfserving-latency-p99"))
-    assert plan.value is not None
-    assert plan.value.startswith(
-        "histogram_quantile(0.99, sum by (le) (rate(:tensorflow:serving:request_latency_bucket"
-    )
-    assert plan.value.endswith("/ 1e6")
+    assert plan.value is None and plan.grouped is not None
+    assert plan.grouped.startswith("sum by (le) (increase(:tensorflow:serving:request_latency_bucket")
+    assert (plan.by, plan.scale, plan.quantile) == ("le", 1e-6, 0.99)
     assert not plan.proportion
+
+
+def test_mae_and_mse_read_the_summaries_the_data_plane_exports() -> None:
+    for template, summary in (("mae", "model_prediction_absolute_error"), ("mse", "model_prediction_squared_error")):
+        plan = plan_for(builtin(template))
+        assert plan.numerator is not None and f"{summary}_sum{{" in plan.numerator
+        assert plan.denominator is not None and f"{summary}_count{{" in plan.denominator
 
 
 def test_precision_and_recall_count_true_positives_over_predicted_and_actual_positives() -> None:

@@ -372,7 +372,10 @@ def test_class_templates_need_a_positive_class(template: str) -> None:
 
 def test_positive_class_is_refused_where_nothing_reads_it() -> None:
     message = only_problem(**metric(template="accuracy", min=0.9, positiveClass="7"))
-    assert message == "spec.analysis.metrics[0].positiveClass is only allowed with the precision, recall, f1 templates"
+    assert (
+        message
+        == "spec.analysis.metrics[0].positiveClass is only allowed with the precision, recall, f1, auc templates"
+    )
 
 
 @pytest.mark.parametrize("placeholder", ["{{pod}}", "{{ model }}", "{{Model}}", "{{model}", "{{", "}}"])

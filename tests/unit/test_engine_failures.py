@@ -269,3 +269,50 @@ def test_spec_paused_does_not_prevent_rollback_when_the_model_fails() -> None:
     world.model_state[2] = "FAILED"
     world.step()
     assert_rolled_back(world)
+
+
+def test_one_sequential_fail_rolls_back_at_once_naming_the_metric_and_its_evidence() -> None:
+    world = canary_world(analysis={"interval": "30s", "failureLimit": 5})
+    world.verdict = "fail"
+    evidence = "accuracy 0.96 (3653/3802) vs stable 0.98 (5141/5228): drop 0.02 > maxDrop 0.01 with evidence 312"
+    world.result_fields = {"judge": "sequential", "message": evidence}
+    decision = world.step()
+    assert_rolled_back(world)
+    warning = events(decision, "AnalysisFailed")[0]
+    assert "sequential test failed" in warning.message and "(3653/3802)" in warning.message
+    assert "(5141/5228)" in warning.message and "evidence 312" in warning.message
+
+
+def test_undecided_checks_wait_without_pausing_while_checks_without_data_pause() -> None:
+    world = canary_world(analysis={"interval": "30s", "inconclusiveLimit": 3})
+    world.verdict = "inconclusive"
+    world.result_fields = {"undecided": True}
+    for _ in range(6):
+        world.step()
+    assert world.status.phase == "Progressing" and world.status.analysis.consecutive_inconclusive == 0
+    assert "the latest check was inconclusive" in world.status.message
+    world.result_fields = {}
+    for _ in range(3):
+        world.step()
+    assert world.status.analysis.consecutive_inconclusive == 3
+    assert events(world.decisions[-1], "AnalysisInconclusive")
+
+
+def test_checks_carry_the_stage_pools_from_when_its_weight_was_reached() -> None:
+    world = canary_world()
+    world.step()
+    world.step()
+    first, second = world.requested[-2:]
+    assert world.status.stage is not None and first.since == world.status.stage.reached_at is not None
+    assert first.at is not None and second.at is not None and first.at < second.at
+    assert [m.name for m in second.previous] == [m.name for m in world.status.analysis.metrics]
+
+
+def test_no_check_runs_before_the_router_reports_the_stage_weight() -> None:
+    world = canary_world()
+    world.route_reached = False
+    # A new stage: the canary's weight is never reported, so its pools never start.
+    world.set_version(3)
+    for _ in range(4):
+        world.step()
+    assert world.status.candidate_version == 3 and world.status.analysis.checks == 0

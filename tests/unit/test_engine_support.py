@@ -94,6 +94,9 @@ class World:
     smoke_accuracy: float = 0.99
     smoke_error: str | None = None
     verdict: Verdict = "pass"
+    result_fields: dict[str, Any] = field(default_factory=dict)
+    """Set on every metric result the analysis hands in (judge, undecided, message...)."""
+    requested: list[RunAnalysis] = field(default_factory=list)
     decisions: list[Decision] = field(default_factory=list)
     watchers: list[Callable[[Call], None]] = field(default_factory=list)
     """Called with every single ``decide`` call, for the property tests' invariants."""
@@ -137,7 +140,9 @@ class World:
             decision = decision.followed_by(self._decide(decision.status, again))
         elif isinstance(follow_up, RunAnalysis):
             self.analysis_runs += 1
-            analysis = AnalysisResult(follow_up.candidate_version, results(self.verdict))
+            self.requested.append(follow_up)
+            metrics = tuple(r.model_copy(update=self.result_fields) for r in results(self.verdict))
+            analysis = AnalysisResult(follow_up.candidate_version, metrics)
             again = replace(observed, analysis=analysis, requests=())
             decision = decision.followed_by(self._decide(decision.status, again))
         self.apply(decision.actions)

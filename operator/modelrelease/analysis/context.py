@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from modelrelease.api.duration import parse_duration
 
@@ -87,6 +87,11 @@ class AnalysisContext:
     analysis interval (``promql_duration`` converts the spec's form).  A
     window shorter than two scrape intervals holds too few samples for
     ``increase`` or ``rate``, and the checks come back inconclusive.
+
+    ``since`` is when the stage's pools start (``status.stage.reachedAt``)
+    and ``until`` the end of this check's windows (queries are evaluated
+    then); with both set, pooled metrics measure from where their pool was
+    last counted instead of over ``interval`` (``evaluate``).
     """
 
     model: str
@@ -95,6 +100,8 @@ class AnalysisContext:
     interval: str
     candidate_version: int
     baseline_version: int | None = None
+    since: datetime | None = None
+    until: datetime | None = None
 
     def values_for(self, version: int) -> TemplateValues:
         return TemplateValues(self.model, version, self.namespace, self.release, self.interval)

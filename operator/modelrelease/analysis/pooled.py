@@ -27,16 +27,22 @@ operator resumes them, and lets each rule below be a pure function:
   version's data cannot make the two pools cover different times (which,
   under a drift common to both, would look like a difference between them).
   Pools are per stage: a new stage (a new traffic split) starts new pools.
+- **several proportions of one metric** (slow requests above two bucket
+  boundaries, each predicted class): ``add_window`` adds all of them or
+  none, so they always cover the same windows.  It keeps the pool in the
+  status model (``MetricPool``) the operator writes to the release.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Literal
 
 from modelrelease.analysis.sequential import Counts
+from modelrelease.api.status import MetricPool, PooledPart, VersionCounts
 
 
 @dataclass(frozen=True)
@@ -122,9 +128,64 @@ class PooledPair:
         return PooledPair(self.candidate._with(c, until), self.stable._with(s, until))
 
 
-def _usable(increase: Increase | None) -> Increase | _Refused:
+def _usable(increase: Increase | None, cap: bool = True) -> Increase | _Refused:
     if increase is None or not (math.isfinite(increase.numerator) and math.isfinite(increase.denominator)):
         return "gap"
     if increase.numerator < 0 or increase.denominator < 0:
         return "reset"
-    return Increase(min(increase.numerator, increase.denominator), increase.denominator)
+    numerator = min(increase.numerator, increase.denominator) if cap else increase.numerator
+    return Increase(numerator, increase.denominator)
+
+
+WindowParts = Mapping[str, tuple[Increase | None, Increase | None]]
+"""One window's increases per part of a metric: (candidate, stable); stable None when not compared."""
+
+
+def add_window(
+    pool: MetricPool | None, parts: WindowParts | None, until: str | None, *, with_stable: bool, cap: bool = True
+) -> MetricPool:
+    """``pool`` with one window (ending at ``until``, an RFC 3339 stamp) added to every part, or to none.
+
+    ``until`` None (a one-off judgement outside a stage) skips the replay rule.
+
+    ``parts`` None, or any part without data for a version that is pooled,
+    is a gap; any negative increase drops the window.  ``cap`` caps each
+    numerator at its denominator (events among trials); a mean (a sum of
+    errors over a count) is not capped.  Parts not seen before start at 0.
+    """
+    pool = pool if pool is not None else MetricPool()
+    if until is not None and pool.counted_until is not None and _stamp(until) <= _stamp(pool.counted_until):
+        return pool
+    usable: dict[str, tuple[Increase | _Refused, Increase | _Refused | None]] = {}
+    for name, (candidate, stable) in (parts or {}).items():
+        usable[name] = (_usable(candidate, cap), _usable(stable, cap) if with_stable else None)
+    refusals = {side for pair in usable.values() for side in pair if isinstance(side, str)}
+    if parts is None or not parts or "gap" in refusals:
+        return pool.model_copy(update={"gaps": pool.gaps + 1})
+    if "reset" in refusals:
+        return pool.model_copy(update={"dropped": pool.dropped + 1, "counted_until": until})
+    merged = {part.part: part for part in pool.parts}
+    for name, (c_usable, s_usable) in usable.items():
+        assert isinstance(c_usable, Increase)
+        before = merged.get(name, PooledPart(part=name, stable=VersionCounts() if with_stable else None))
+        after_stable = before.stable
+        if isinstance(s_usable, Increase):
+            after_stable = _plus(before.stable or VersionCounts(), s_usable)
+        merged[name] = PooledPart(part=name, candidate=_plus(before.candidate, c_usable), stable=after_stable)
+    return pool.model_copy(
+        update={
+            "parts": [merged[name] for name in sorted(merged)],
+            "intervals": pool.intervals + 1,
+            "counted_until": until,
+        }
+    )
+
+
+def _plus(counts: VersionCounts, increase: Increase) -> VersionCounts:
+    return VersionCounts(
+        numerator=counts.numerator + increase.numerator, denominator=counts.denominator + increase.denominator
+    )
+
+
+def _stamp(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))

@@ -11,6 +11,8 @@ Failures never raise out of ``measure``: an unreachable Prometheus, a query
 Prometheus rejects, an answer without ``data.result`` (a proxy, another
 service on the port), an empty result, NaN or several series all become
 ``Unmeasured`` with the reason, so the check is inconclusive, never a pass.
+A ratio whose denominator is 0 is a measurement (no events in the window),
+so a pooled metric counts the window and waits for requests.
 The reason goes into the release's status, so whatever the server answered
 is cut to ``MESSAGE_LIMIT`` characters there.
 Retries are kept to one quick retry: the next analysis interval is the real
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+from datetime import datetime
 from typing import Any
 
 import requests
@@ -61,46 +64,79 @@ class PrometheusProvider:
             retry=Retry(total=1, backoff_factor=0.1, status_forcelist=[502, 503, 504]),
         )
 
-    async def measure(self, metric: MetricSpec, values: TemplateValues) -> Observation:
+    async def measure(self, metric: MetricSpec, values: TemplateValues, at: datetime | None = None) -> Observation:
         try:
             plan = plan_for(metric)
             rendered = _render_plan(plan, values)
         except (TemplateError, UnsafeValueError, ValueError) as refused:
             return Unmeasured(bounded(f"query not sent: {refused}"))
         try:
+            if plan.grouped is not None:
+                return await self._grouped(plan, rendered["grouped"], at)
             if plan.is_ratio:
-                return await self._ratio(plan, rendered)
-            return await self._single(rendered)
+                return await self._ratio(plan, rendered, at)
+            return await self._single(rendered, at)
         except _NoValue as missing:
             return Unmeasured(bounded(str(missing)))
 
-    async def _single(self, rendered: dict[str, str]) -> Measurement:
-        value_query = self._value(rendered["value"], "query")
+    async def _single(self, rendered: dict[str, str], at: datetime | None) -> Measurement:
+        value_query = self._value(rendered["value"], "query", at)
         if "samples" not in rendered:
             return Measurement(value=await value_query)
-        value, samples = await asyncio.gather(value_query, self._value(rendered["samples"], "sample count"))
+        value, samples = await asyncio.gather(value_query, self._value(rendered["samples"], "sample count", at))
         return Measurement(value=value, samples=_as_count(samples))
 
-    async def _ratio(self, plan: QueryPlan, rendered: dict[str, str]) -> Measurement:
-        queries = [self._value(rendered["numerator"], "numerator"), self._value(rendered["denominator"], "denominator")]
+    async def _grouped(self, plan: QueryPlan, promql: str, at: datetime | None) -> Measurement:
+        """One count per value of ``plan.by`` (a histogram's buckets), keyed ``a|b`` when it names two labels."""
+        result = await self._query(promql, "grouped", at)
+        if not isinstance(result, list) or not all(isinstance(item, dict) for item in result):
+            raise _NoValue(f"the grouped query returned {type(result).__name__}, not a vector")
+        if not result:
+            raise _NoValue("no data: the grouped query matched no series in the window")
+        labels = (plan.by or "").split(",")
+        counts: dict[str, float] = {}
+        for item in result:
+            key = "|".join(str(item.get("metric", {}).get(label, "")) for label in labels)
+            label = plan.by or ""
+            try:
+                number = float(item.get("value", [None, None])[1])
+            except (TypeError, ValueError) as error:
+                raise _NoValue(f"the grouped query returned a non-number for {label}={key!r}") from error
+            if not math.isfinite(number):
+                raise _NoValue(f"the grouped query returned {number} for {label}={key!r}")
+            counts[key] = counts.get(key, 0.0) + number
+        series = tuple(sorted(counts.items()))
+        total = sum(counts.values())
+        return Measurement(value=math.nan, samples=_as_count(total), series=series)
+
+    async def _ratio(self, plan: QueryPlan, rendered: dict[str, str], at: datetime | None) -> Measurement:
+        queries = [
+            self._value(rendered["numerator"], "numerator", at),
+            self._value(rendered["denominator"], "denominator", at),
+        ]
         if "samples" in rendered:
-            queries.append(self._value(rendered["samples"], "sample count"))
+            queries.append(self._value(rendered["samples"], "sample count", at))
         numbers = await asyncio.gather(*queries)
         numerator, denominator = numbers[0], numbers[1]
         samples = _as_count(numbers[2] if len(numbers) > 2 else denominator)
-        if denominator <= 0:
-            raise _NoValue("no events in the window (denominator is 0)")
+        # No events in the window is a count too (zero requests, added to the stage's pool as such);
+        # its value is NaN, which a threshold reads as no value.
         return Measurement(
-            value=numerator / denominator,
+            value=numerator / denominator if denominator > 0 else math.nan,
             samples=samples,
             numerator=numerator,
             denominator=denominator,
             proportion=plan.proportion,
         )
 
-    async def _value(self, promql: str, role: str) -> float:
+    async def _value(self, promql: str, role: str, at: datetime | None = None) -> float:
+        return _single_number(await self._query(promql, role, at), role)
+
+    async def _query(self, promql: str, role: str, at: datetime | None) -> Any:
+        """The ``data.result`` of one instant query evaluated at ``at`` (None: Prometheus' now)."""
+        params: dict[Any, Any] = {"time": f"{at.timestamp():.3f}"} if at is not None else {}
         try:
-            result = await asyncio.to_thread(self._client.custom_query, promql)
+            result = await asyncio.to_thread(self._client.custom_query, promql, params)
         except requests.exceptions.JSONDecodeError as error:  # 200, but not JSON
             raise _NoValue(f"Prometheus answered the {role} query with something unreadable: {error}") from error
         except requests.exceptions.RequestException as error:
@@ -111,11 +147,17 @@ class PrometheusProvider:
             raise _NoValue(
                 f"Prometheus answered the {role} query without data.result ({type(error).__name__}: {error})"
             ) from error
-        return _single_number(result, role)
+        return result
 
 
 def _render_plan(plan: QueryPlan, values: TemplateValues) -> dict[str, str]:
-    parts = {"value": plan.value, "numerator": plan.numerator, "denominator": plan.denominator, "samples": plan.samples}
+    parts = {
+        "value": plan.value,
+        "numerator": plan.numerator,
+        "denominator": plan.denominator,
+        "samples": plan.samples,
+        "grouped": plan.grouped,
+    }
     return {role: render(text, values) for role, text in parts.items() if text is not None}
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
 from modelrelease.analysis.context import TemplateValues
@@ -22,7 +23,9 @@ class Measurement:
     ``samples`` is how many events the value rests on (None when the metric
     gives no count, e.g. a plain ``query``).  For a ratio, ``numerator`` and
     ``denominator`` are the raw counts; ``proportion`` says they are
-    successes out of trials, so binomial bounds apply.
+    successes out of trials, so binomial bounds apply.  For a grouped plan
+    (histogram buckets by ``le``, predictions by class) ``series`` holds the
+    counts and ``value`` whatever the plan shows (p99 for latency).
     """
 
     value: float
@@ -30,6 +33,8 @@ class Measurement:
     numerator: float | None = None
     denominator: float | None = None
     proportion: bool = False
+    series: tuple[tuple[str, float], ...] | None = None
+    """For a plan that groups by a label (``QueryPlan.by``): each label value's count, in label order."""
 
     @property
     def binomial(self) -> bool:
@@ -56,6 +61,9 @@ Observation = Measurement | Unmeasured
 
 
 class MetricProvider(Protocol):
-    async def measure(self, metric: MetricSpec, values: TemplateValues) -> Observation:
-        """Measure ``metric`` for the version ``values`` describes; never raise for backend trouble."""
+    async def measure(self, metric: MetricSpec, values: TemplateValues, at: datetime | None = None) -> Observation:
+        """Measure ``metric`` for the version ``values`` describes, over the window ending ``at`` (None: now).
+
+        Never raise for backend trouble.
+        """
         ...

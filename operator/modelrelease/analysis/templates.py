@@ -29,11 +29,15 @@ The built-ins, for version ``v`` over the window ``[{{interval}}]`` (``W``):
     over ``sum(increase(:tensorflow:serving:request_count{<v>}[W]))``.
     ``status`` holds canonical codes (OK, INVALID_ARGUMENT, NOT_FOUND, ...),
     so client errors count: a model that rejects its callers' inputs is failing.
-``tfserving-latency-p99`` (seconds)
-    ``histogram_quantile(0.99, sum by (le) (rate(:tensorflow:serving:request_latency_bucket{<v>}[W]))) / 1e6``;
-    TF Serving's histogram is in microseconds, the result is converted to
-    seconds so ``max: 0.25`` means 250 ms.  Samples:
-    ``sum(increase(:tensorflow:serving:request_latency_count{<v>}[W]))``.
+``tfserving-latency-p99`` (seconds; judged as the share of slow requests)
+    ``sum by (le) (increase(:tensorflow:serving:request_latency_bucket{<v>}[W]))``:
+    the window's histogram, one count per bucket boundary.  TF Serving's
+    histogram is in microseconds (``scale`` 1e-6 turns a boundary into
+    seconds, so ``max: 0.25`` means 250 ms).  ``p99 <= max`` is judged as
+    "at most 1% of requests slower than ``max``", counted from the buckets
+    (``slow_share``), pooled and sequential like errors; the p99 shown is
+    interpolated from the same buckets, as ``histogram_quantile`` does,
+    for display only.
 ``accuracy`` (a proportion)
     ``model_prediction_outcomes_total{outcome="correct"}`` over all outcomes of the version.
 ``precision`` / ``recall`` for ``positiveClass`` ``c`` (proportions)
@@ -43,13 +47,24 @@ The built-ins, for version ``v`` over the window ``[{{interval}}]`` (``W``):
     ``2*TP / (count{predicted="c"} + count{actual="c"})``, which equals
     ``2PR/(P+R)``; samples are the outcomes that involve ``c``
     (``TP + FP + FN``).  Not a binomial proportion, so judged on its value.
-``mae`` (a regression model's mean absolute error; lower is better)
-    ``sum(increase(model_absolute_error_sum{<v>}[W]))`` over
-    ``sum(increase(model_absolute_error_count{<v>}[W]))``.  A regression
-    feedback pipeline exports, per model and version, a Prometheus summary
-    (or histogram) ``model_absolute_error`` observing ``|prediction - truth|``
-    for each labelled answer, which yields exactly these ``_sum``/``_count``
-    series.
+``mae`` / ``mse`` (a regression model's mean absolute / squared error; lower is better)
+    ``sum(increase(model_prediction_absolute_error_sum{<v>}[W]))`` over
+    ``sum(increase(model_prediction_absolute_error_count{<v>}[W]))``, and the
+    same with ``model_prediction_squared_error``.  A regression feedback
+    pipeline exports, per model and version, Prometheus summaries (or
+    histograms) observing ``|prediction - truth|`` and ``(prediction - truth)^2``
+    for each labelled answer, which yield exactly these ``_sum``/``_count``
+    series (docs/metrics.md).  Pooled over the stage, judged on the pooled mean.
+``auc`` for ``positiveClass`` ``c`` (Mann-Whitney over bucketed scores)
+    ``sum by (actual, le) (increase(model_prediction_score_bucket{<v>}[W]))``:
+    the histogram of the model's score for the positive class, per true
+    class; answers with ``actual="c"`` are the positives, all others the
+    negatives (``distribution.auc_from_buckets``).
+``prediction-drift`` (label-free)
+    ``sum by (predicted) (increase(model_predictions_total{<v>}[W]))``: the
+    answers per predicted class, compared with the stable version's on the
+    same traffic; ``max`` bounds their total variation distance
+    (``distribution.total_variation``).
 ``feedback-positive-rate`` (a proportion)
     ``model_feedback_total{feedback="positive"}`` over all feedback of the version.
 """
@@ -74,6 +89,9 @@ class QueryPlan:
     their quotient).  ``samples`` counts the events the value rests on; for a
     ratio without it, the denominator is the count.  ``proportion`` says the
     ratio is successes over trials, so binomial confidence bounds apply.
+    ``grouped`` is one query returning a count per value of the label ``by``
+    (a histogram's ``le``); ``scale`` turns ``le`` into the metric's unit and
+    ``quantile`` says which quantile the metric's bounds are about.
     """
 
     value: str | None = None
@@ -81,6 +99,10 @@ class QueryPlan:
     denominator: str | None = None
     samples: str | None = None
     proportion: bool = False
+    grouped: str | None = None
+    by: str | None = None
+    scale: float = 1.0
+    quantile: float | None = None
 
     @property
     def is_ratio(self) -> bool:
@@ -89,6 +111,10 @@ class QueryPlan:
 
 def _count(metric: str, selector: str) -> str:
     return f"sum(increase({metric}{{{selector}}}{_W}))"
+
+
+def _count_raw(metric: str, selector: str) -> str:
+    return f"increase({metric}{{{selector}}}{_W})"
 
 
 def _zero_if_none(expression: str) -> str:
@@ -108,11 +134,8 @@ def _builtin(template: str, positive_class: str | None) -> QueryPlan:
             proportion=True,
         )
     if template == "tfserving-latency-p99":
-        buckets = f"sum by (le) (rate(:tensorflow:serving:request_latency_bucket{{{_SERVING}}}{_W}))"
-        return QueryPlan(
-            value=f"histogram_quantile(0.99, {buckets}) / 1e6",
-            samples=_count(":tensorflow:serving:request_latency_count", _SERVING),
-        )
+        buckets = f"sum by (le) (increase(:tensorflow:serving:request_latency_bucket{{{_SERVING}}}{_W}))"
+        return QueryPlan(grouped=buckets, by="le", scale=1e-6, quantile=0.99)
     if template == "accuracy":
         return QueryPlan(
             numerator=_zero_if_none(_outcomes(',outcome="correct"')), denominator=_outcomes(), proportion=True
@@ -124,11 +147,22 @@ def _builtin(template: str, positive_class: str | None) -> QueryPlan:
             denominator=_count(feedback, _QUALITY),
             proportion=True,
         )
-    if template == "mae":
+    if template in ("mae", "mse"):
+        summary = "model_prediction_absolute_error" if template == "mae" else "model_prediction_squared_error"
         return QueryPlan(
-            numerator=_count("model_absolute_error_sum", _QUALITY),
-            denominator=_count("model_absolute_error_count", _QUALITY),
+            numerator=_zero_if_none(_count(f"{summary}_sum", _QUALITY)),
+            denominator=_count(f"{summary}_count", _QUALITY),
         )
+    if template == "prediction-drift":
+        return QueryPlan(
+            grouped=f"sum by (predicted) ({_count_raw('model_predictions_total', _QUALITY)})", by="predicted"
+        )
+    if template == "auc":
+        if positive_class is None:
+            raise ValueError("template auc needs positiveClass")
+        checked("positive_class", positive_class)
+        scores = _count_raw("model_prediction_score_bucket", _QUALITY)
+        return QueryPlan(grouped=f"sum by (actual, le) ({scores})", by="actual,le")
     if template in ("precision", "recall", "f1"):
         if positive_class is None:
             raise ValueError(f"template {template} needs positiveClass")

@@ -390,7 +390,11 @@ class MetricSpec(ApiModel):
     compare_to_baseline: CompareToBaseline | None = None
     min_requests: Annotated[int, Field(ge=0), AfterValidator(_within_int64)] | None = Field(
         default=None,
-        description="Below this many requests in the interval the check is inconclusive, not failed.",
+        description=(
+            "Below this many requests (pooled over the stage for pooled metrics, else in the window) the metric is "
+            "inconclusive, not failed. The sequential judge also waits for enough requests to expect 10 events of "
+            "the rarer outcome at the bound."
+        ),
     )
     positive_class: ClassLabel | None = Field(
         default=None, description="Class label treated as positive by the precision, recall and f1 templates."
@@ -467,12 +471,30 @@ class AnalysisSpec(ApiModel):
     """How often each stage is judged, from which Prometheus, on which metrics, and how many failures end it."""
 
     interval: Interval = Field(default="30s", description="Time between checks, at least 1s.")
-    failure_limit: int = Field(default=2, ge=1, le=1000, description="Failed checks in a stage before rollback.")
+    failure_limit: int = Field(
+        default=2,
+        ge=1,
+        le=1000,
+        description=(
+            "Failed checks of threshold-judged metrics (plain query, f1, mae, mse) in a stage before rollback. "
+            "A metric judged by the sequential test (every proportion, latency, prediction-drift, auc) rolls back "
+            "on its first fail: that fail is already evidence at the level spec.analysis.confidence sets."
+        ),
+    )
     inconclusive_limit: int = Field(
         default=10, ge=1, le=1000, description="Inconclusive checks in a row before the release pauses."
     )
     min_checks: int = Field(
         default=3, ge=0, le=1000, description="Passing checks a traffic stage needs before it completes."
+    )
+    confidence: float = Field(
+        default=0.99,
+        gt=0.5,
+        lt=1.0,
+        description=(
+            "Chance that the sequential judge never fails a candidate within its bounds over a whole stage, however "
+            "many checks it runs; 1 - confidence (alpha) is split equally over the bounds judged sequentially."
+        ),
     )
     prometheus: PrometheusSpec = Field(default_factory=PrometheusSpec)
     metrics: MetricList = Field(

@@ -52,13 +52,84 @@ class StageStatus(ApiModel):
     )
 
 
+class VersionCounts(ApiModel):
+    """One version's counts for one proportion, pooled since the stage's weight was reached."""
+
+    numerator: float = Field(
+        default=0.0, description="Events counted: correct answers, errors, slow requests, answers of one class..."
+    )
+    denominator: float = Field(default=0.0, description="Trials they are counted among: answers, requests...")
+
+
+class PooledPart(ApiModel):
+    """One proportion a metric is judged on, for the candidate and the stable version."""
+
+    part: str = Field(
+        default="",
+        description=(
+            "Which proportion: empty for a metric's only one; for latency the bucket boundary slow requests are "
+            "counted above (fail, pass); for prediction-drift the predicted class."
+        ),
+    )
+    candidate: VersionCounts = Field(default_factory=VersionCounts)
+    stable: VersionCounts | None = None
+
+
+class MetricPool(ApiModel):
+    """Counts pooled over the stage: each check's increase, summed here, so a restarted operator resumes them."""
+
+    counted_until: str | None = Field(
+        default=None, description="End of the last window counted; the next check counts from here."
+    )
+    intervals: int = Field(default=0, ge=0, description="Windows counted.")
+    gaps: int = Field(default=0, ge=0, description="Checks without data; the next window covers their time.")
+    dropped: int = Field(default=0, ge=0, description="Windows dropped because a counter went down (a reset).")
+    parts: list[PooledPart] = Field(default_factory=list)
+
+
+class BoundResult(ApiModel):
+    """The verdict on one bound of a metric, with the numbers that explain it."""
+
+    bound: str = Field(description="min, max, maxDrop, maxIncrease, or the effect-size bound of a distribution test.")
+    limit: float
+    verdict: Verdict
+    compared: str = Field(default="value", description="value, drop (stable - candidate) or rise (candidate - stable).")
+    estimate: float | None = None
+    lower: float | None = Field(default=None, description="Always-valid lower bound of the compared quantity.")
+    upper: float | None = Field(default=None, description="Always-valid upper bound of the compared quantity.")
+    evidence: float | None = Field(
+        default=None, description="Mixture likelihood ratio; a verdict needs it at 1/alpha or more."
+    )
+    alpha: float | None = Field(default=None, description="This bound's share of 1 - spec.analysis.confidence.")
+    reason: str = ""
+
+
+Judge = Literal["sequential", "threshold"]
+
+
 class MetricResult(ApiModel):
     name: str
-    candidate: float | None = None
-    baseline: float | None = None
+    candidate: float | None = Field(default=None, description="The candidate's value (pooled over the stage).")
+    baseline: float | None = Field(default=None, description="The stable version's value (pooled over the stage).")
     verdict: Verdict = "inconclusive"
     samples: int | None = None
     message: str = ""
+    judge: Judge = Field(
+        default="threshold",
+        description=(
+            "sequential: an always-valid test on counts pooled over the stage (one fail rolls back); "
+            "threshold: the value of one window against the bounds (failureLimit failed checks roll back)."
+        ),
+    )
+    undecided: bool = Field(
+        default=False,
+        description=(
+            "Inconclusive with data: the evidence does not decide yet. Such checks wait; only checks without data "
+            "count towards inconclusiveLimit."
+        ),
+    )
+    bounds: list[BoundResult] = Field(default_factory=list)
+    pool: MetricPool | None = None
 
 
 class AnalysisStatus(ApiModel):
@@ -68,7 +139,9 @@ class AnalysisStatus(ApiModel):
     passed: int = 0
     failures: int = 0
     inconclusive: int = 0
-    consecutive_inconclusive: int = 0
+    consecutive_inconclusive: int = Field(
+        default=0, ge=0, description="Checks in a row with a metric without data (undecided metrics do not count)."
+    )
     last_check_at: str | None = None
     metrics: list[MetricResult] = Field(default_factory=list)
     last_verdict: Verdict | None = Field(default=None, description="Verdict of the latest check in this stage.")

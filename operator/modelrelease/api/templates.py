@@ -22,11 +22,14 @@ BUILTIN_TEMPLATES: tuple[str, ...] = (
     "recall",
     "f1",
     "mae",
+    "mse",
+    "auc",
     "feedback-positive-rate",
+    "prediction-drift",
 )
 """Health signals and the model-quality measures the release process names."""
 
-CLASS_TEMPLATES: tuple[str, ...] = ("precision", "recall", "f1")
+CLASS_TEMPLATES: tuple[str, ...] = ("precision", "recall", "f1", "auc")
 """Templates that are computed for one class and so need ``positiveClass``."""
 
 TEMPLATE_PLACEHOLDERS: tuple[str, ...] = ("model", "version", "namespace", "release", "interval")

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from modelrelease.api.status import MetricResult
 from modelrelease.engine.observations import Request
 
 Role = Literal["stable", "canary"]
@@ -78,12 +79,20 @@ class RunSmoke:
 
 @dataclass(frozen=True)
 class RunAnalysis:
-    """Query the metrics now and call the engine again with the AnalysisResult."""
+    """Query the metrics now and call the engine again with the AnalysisResult.
+
+    ``since`` is when the stage's pools start (``status.stage.reachedAt``),
+    ``at`` the end of this check's windows (the pass's time), ``previous``
+    the stage's results so far, whose pools the check carries on.
+    """
 
     candidate_version: int
     baseline_version: int
     stage: str
     interval: str
+    since: str | None = None
+    at: str | None = None
+    previous: tuple[MetricResult, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,13 @@ from modelrelease.engine.actions import RunAnalysis, RunSmoke
 from modelrelease.engine.clock import as_utc, elapsed_since, format_time, parse_time
 from modelrelease.engine.context import Pass, Wait
 from modelrelease.engine.lifecycle import enter_stage, fail, promote, restart_candidate
-from modelrelease.engine.verdicts import complete_results, describe_failures, record_check, smoke_failure
+from modelrelease.engine.verdicts import (
+    complete_results,
+    describe_failures,
+    record_check,
+    sequential_failures,
+    smoke_failure,
+)
 
 
 def has_traffic(stage: Stage) -> bool:
@@ -199,8 +205,9 @@ def _stamp_weight_reached(ctx: Pass, stage: Stage) -> None:
     Like an Argo Rollouts ``setWeight`` step, a stage's duration is spent at its
     weight: a stage whose new pods take longer to start than its duration (a
     busy node, a large model) would otherwise end the moment its weight is
-    reached, its time spent at a smaller one.  Checks still run from the
-    stage's entry: counts at a smaller weight are evidence all the same.
+    reached, its time spent at a smaller one.  The stage's pooled counts
+    start here too (``_analyse``): one traffic split per pool, so a drift
+    common to both versions cancels out.
     Stamped once per stage, so a pass that changes nothing writes nothing.
     """
     status_stage = ctx.status.stage
@@ -219,10 +226,19 @@ def _route_reached(ctx: Pass, stage: Stage) -> bool:
 
 
 def _analyse(ctx: Pass, version: int, stage: Stage) -> bool:
-    """Run or record a check when one is due; True when it ended the rollout."""
+    """Run or record a check when one is due; True when it ended the rollout.
+
+    Checks are due an interval apart from the stage's entry, once its
+    weight was reached (``reachedAt``): its counts are pooled from there.  A fail of a
+    sequentially judged metric rolls back at once (it is evidence at the
+    level ``spec.analysis.confidence`` sets, whatever the number of checks);
+    threshold fails add up to ``failureLimit``.
+    """
     status = ctx.status
     assert status.stage is not None and status.stable_version is not None
     analysis_spec = ctx.spec.analysis
+    if status.stage.reached_at is None:
+        return False
     since = elapsed_since(status.analysis.last_check_at or status.stage.entered_at, ctx.now)
     if since is not None and since < parse_duration(analysis_spec.interval):
         return False
@@ -234,6 +250,9 @@ def _analyse(ctx: Pass, version: int, stage: Stage) -> bool:
                 baseline_version=status.stable_version,
                 stage=stage.name,
                 interval=analysis_spec.interval,
+                since=status.stage.reached_at,
+                at=ctx.stamp,
+                previous=tuple(status.analysis.metrics),
             )
         )
         return False
@@ -243,6 +262,10 @@ def _analyse(ctx: Pass, version: int, stage: Stage) -> bool:
     ctx.checked = analysis.last_verdict
     if analysis.last_verdict == "fail":
         details = describe_failures(analysis.metrics)
+        evidence = sequential_failures(analysis.metrics)
+        if evidence:
+            fail(ctx, "AnalysisFailed", f"sequential test failed: {evidence}")
+            return True
         if analysis.failures >= analysis_spec.failure_limit:
             limit = analysis_spec.failure_limit
             fail(ctx, "AnalysisFailed", f"{analysis.failures} failed checks (limit {limit}): {details}")

@@ -32,15 +32,27 @@ def check_verdict(results: list[MetricResult]) -> Verdict:
     return "pass"
 
 
+def lacks_data(results: list[MetricResult]) -> bool:
+    """True when some metric is inconclusive for want of data, not merely undecided."""
+    return any(r.verdict == "inconclusive" and not r.undecided for r in results)
+
+
 def record_check(analysis: AnalysisStatus, results: list[MetricResult], at: str) -> AnalysisStatus:
+    """The stage's counters after one check.
+
+    ``consecutive_inconclusive`` counts checks in a row with a metric
+    without data: a metric whose data does not decide yet (``undecided``)
+    waits for more without pausing the release.
+    """
     verdict = check_verdict(results)
+    starved = verdict == "inconclusive" and lacks_data(results)
     return analysis.model_copy(
         update={
             "checks": analysis.checks + 1,
             "passed": analysis.passed + (verdict == "pass"),
             "failures": analysis.failures + (verdict == "fail"),
             "inconclusive": analysis.inconclusive + (verdict == "inconclusive"),
-            "consecutive_inconclusive": analysis.consecutive_inconclusive + 1 if verdict == "inconclusive" else 0,
+            "consecutive_inconclusive": analysis.consecutive_inconclusive + 1 if starved else 0,
             "last_check_at": at,
             "metrics": results,
             "last_verdict": verdict,
@@ -50,6 +62,16 @@ def record_check(analysis: AnalysisStatus, results: list[MetricResult], at: str)
 
 def _value(number: float | None) -> str:
     return "no data" if number is None else f"{number:.4g}"
+
+
+def sequential_failures(results: list[MetricResult]) -> str:
+    """Each metric the sequential test failed, with its pooled counts, estimate, bound and evidence; '' if none.
+
+    The reason names both versions' counts, the estimate, the always-valid
+    bound and the evidence against the limit (``sequential``).
+    """
+    failing = [r for r in results if r.verdict == "fail" and r.judge == "sequential"]
+    return "; ".join(r.message for r in failing)
 
 
 def describe_failures(results: list[MetricResult]) -> str:
