@@ -174,13 +174,15 @@ class SeriesProvider:
         self.candidate_version = candidate_version
         self.now_seconds = 0.0
 
-    async def measure(self, metric: MetricSpec, values: TemplateValues) -> Observation:
+    async def measure(self, metric: MetricSpec, values: TemplateValues, at: datetime | None = None) -> Observation:
+        """The series' increase over the window ending ``at`` (the virtual now when None), as Prometheus would give it."""
         role = "candidate" if values.version == self.candidate_version else "stable"
         rows = self.series.samples.get((role, metric.name))
         if not rows:
             return Unmeasured(f"no series for {role} {metric.name}")
         window = parse_duration(values.interval).total_seconds()
-        end, start = self._at(rows, self.now_seconds), self._at(rows, self.now_seconds - window)
+        now_seconds = self.now_seconds if at is None else (at - T0).total_seconds()
+        end, start = self._at(rows, now_seconds), self._at(rows, now_seconds - window)
         if end is None:
             return Unmeasured(f"no {role} data yet")
         plan = plan_for(metric)
@@ -198,7 +200,7 @@ class SeriesProvider:
                 denominator=requests,
                 proportion=plan.proportion,
             )
-        if end.value is None or end.seconds < self.now_seconds - window:
+        if end.value is None or end.seconds < now_seconds - window:
             return Unmeasured("no data in the window")
         return Measurement(value=end.value, samples=round(requests) if requests is not None else None)
 
