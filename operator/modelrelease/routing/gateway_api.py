@@ -43,7 +43,8 @@ from __future__ import annotations
 
 import copy
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from kubernetes_asyncio.client.exceptions import ApiException
@@ -166,26 +167,53 @@ def _release_rule(rule: Mapping[str, Any], release: str, weight: int, mirror: in
     return out
 
 
-def desired_rules(
-    rules: Sequence[Mapping[str, Any]], release: str, request: RouteRequest, has_candidate: bool
+@dataclass(frozen=True)
+class RuleDialect:
+    """How one kind of route tells and builds the operator's rules: an HTTPRoute's ``rules`` or a VirtualService's ``http``."""
+
+    is_cohort: Callable[[Mapping[str, Any], str], bool]
+    is_release: Callable[[Mapping[str, Any], str], bool]
+    cohort: Callable[[Mapping[str, Any], str, int, Sequence[Mapping[str, str]]], Rule]
+    release: Callable[[Mapping[str, Any], str, int, int], Rule]
+
+
+def compose_rules(
+    dialect: RuleDialect, rules: Sequence[Mapping[str, Any]], release: str, request: RouteRequest, has_candidate: bool
 ) -> list[Rule]:
-    """The route's rules with the operator's part as ``request`` asks; the user's rules are copied unchanged."""
+    """The route's rules with the operator's part as ``request`` asks; the user's rules are copied unchanged.
+
+    Shared by both routers so that they agree on what a stage means: the
+    weight goes to everyone unless the stage matches a cohort (then the
+    cohort rule, placed before each release rule, sends the cohort to the
+    candidate and the rest stays on stable); nothing flows to a candidate
+    that does not exist.
+    """
     weight = request.weight if has_candidate and not request.match else 0
     mirror = request.mirror if has_candidate else 0
     cohorts = request.match if has_candidate and request.weight > 0 else ()
     out: list[Rule] = []
     index = 0
     for rule in rules:
-        if is_cohort_rule(rule, release):
+        if dialect.is_cohort(rule, release):
             continue
-        if not is_release_rule(rule, release):
+        if not dialect.is_release(rule, release):
             out.append(copy.deepcopy(dict(rule)))
             continue
         if cohorts:
-            out.append(_cohort_rule(rule, release, index, cohorts))
-        out.append(_release_rule(rule, release, weight, mirror))
+            out.append(dialect.cohort(rule, release, index, cohorts))
+        out.append(dialect.release(rule, release, weight, mirror))
         index += 1
     return out
+
+
+HTTPROUTE_RULES = RuleDialect(is_cohort_rule, is_release_rule, _cohort_rule, _release_rule)
+
+
+def desired_rules(
+    rules: Sequence[Mapping[str, Any]], release: str, request: RouteRequest, has_candidate: bool
+) -> list[Rule]:
+    """An HTTPRoute's rules with the operator's part as ``request`` asks (``compose_rules``)."""
+    return compose_rules(HTTPROUTE_RULES, rules, release, request, has_candidate)
 
 
 def observed_split(rules: Sequence[Mapping[str, Any]], release: str) -> tuple[int, int, bool]:

@@ -36,9 +36,11 @@ from modelrelease.routing.base import RouteRequest
 from modelrelease.routing.gateway_api import (
     OWNED_PREFIX,
     Rule,
+    RuleDialect,
     UserRouteRouter,
     canary_service,
     cohort_rule_name,
+    compose_rules,
     cookie_pattern,
     stable_service,
 )
@@ -137,25 +139,14 @@ def _release_route(http: Mapping[str, Any], release: str, weight: int, mirror: i
     return out
 
 
+VIRTUALSERVICE_ROUTES = RuleDialect(is_cohort_route, is_release_route, _cohort_route, _release_route)
+
+
 def desired_routes(
     routes: Sequence[Mapping[str, Any]], release: str, request: RouteRequest, has_candidate: bool
 ) -> list[Rule]:
-    weight = request.weight if has_candidate and not request.match else 0
-    mirror = request.mirror if has_candidate else 0
-    cohorts = request.match if has_candidate and request.weight > 0 else ()
-    out: list[Rule] = []
-    index = 0
-    for http in routes:
-        if is_cohort_route(http, release):
-            continue
-        if not is_release_route(http, release):
-            out.append(copy.deepcopy(dict(http)))
-            continue
-        if cohorts:
-            out.append(_cohort_route(http, release, index, cohorts))
-        out.append(_release_route(http, release, weight, mirror))
-        index += 1
-    return out
+    """A VirtualService's ``http`` routes with the operator's part as ``request`` asks (``compose_rules``)."""
+    return compose_rules(VIRTUALSERVICE_ROUTES, routes, release, request, has_candidate)
 
 
 def observed_split(routes: Sequence[Mapping[str, Any]], release: str) -> tuple[int, int, bool]:
