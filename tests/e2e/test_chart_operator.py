@@ -204,13 +204,17 @@ def test_chart_replicas_become_ready_and_exactly_one_leads(chart: Install) -> No
     holder = wait_for(chart.holder, 30, message="a Lease holder")
     names = {p["metadata"]["name"] for p in pods}
     assert holder in names
-    bodies = {p["metadata"]["name"]: _get(p, "/healthz") for p in pods}
-    for name, (code, body) in bodies.items():
+    for pod in pods:
+        name = pod["metadata"]["name"]
+        code, body = _get(pod, "/healthz")
         assert code == 200, body
         if name == holder:
             assert body.strip() == f"ok: leader ({name})"
         else:
-            assert f"standby ({name}); {holder} holds lease {chart.namespace}/{chart.lease}" in body
+            # A standby names the holder it saw at its last attempt on the Lease (one retry period
+            # ago at most): one that started first saw nobody until its next attempt.
+            expected = f"standby ({name}); {holder} holds lease {chart.namespace}/{chart.lease}"
+            wait_for(lambda p=pod, e=expected: e in _get(p, "/healthz")[1], 30, message=f"{name} names {holder}")
     # The pod runner mounts the token at the in-cluster path when it can (root: a mount namespace per
     # container); otherwise the operator falls back to the KUBECONFIG it writes from the same token.
     expected = "(in-cluster)" if mountns.available() else "from kubeconfig"
