@@ -17,9 +17,10 @@ without data is inconclusive.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from modelrelease.analysis import AnalysisContext, PrometheusProvider, evaluate, promql_duration
+from modelrelease.analysis.provider import MetricProvider
 from modelrelease.api.spec import ModelReleaseSpec
 from modelrelease.api.status import MetricResult
 from modelrelease.engine.actions import RunAnalysis, RunSmoke
@@ -68,10 +69,16 @@ class Analyzer:
     admins did not list.
     """
 
-    def __init__(self, default_address: str | None, allowed: PrometheusAllowList | None = None) -> None:
+    def __init__(
+        self,
+        default_address: str | None,
+        allowed: PrometheusAllowList | None = None,
+        providers: Mapping[str, MetricProvider] | None = None,
+    ) -> None:
+        """``providers`` stands in for Prometheus at the addresses it names (``modelrelease simulate``'s series)."""
         self.default_address = default_address
         self.allowed = allowed if allowed is not None else PrometheusAllowList.of(default_address)
-        self._providers: dict[str, PrometheusProvider] = {}
+        self._providers: dict[str, MetricProvider] = dict(providers or {})
 
     def address_for(self, spec: ModelReleaseSpec) -> str | None:
         configured = spec.analysis.prometheus.address

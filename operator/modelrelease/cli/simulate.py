@@ -314,9 +314,8 @@ def simulate(
     if candidate == stable_version:
         raise ValueError(f"spec.model.version {candidate} is the stable version: nothing to roll out")
     provider = SeriesProvider(series, candidate)
-    analyzer = Analyzer(SIM_ADDRESS)
-    # The analyzer keeps one provider per address; the series stands in for Prometheus at this one.
-    analyzer._providers[SIM_ADDRESS] = provider  # type: ignore[assignment]
+    # The series stands in for Prometheus at the one address the analyzer is given.
+    analyzer = Analyzer(SIM_ADDRESS, providers={SIM_ADDRESS: provider})
     world = _World(spec, stable_version, ready_after, smoke_accuracy)
     world.deployments[stable_version] = DeploymentState(stable_version, spec.serving.replicas, 0, T0)
     world.created[stable_version] = -ready_after
