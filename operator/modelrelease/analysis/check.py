@@ -14,11 +14,17 @@ How each metric is judged (``kind_of``):
   bound is judged on the pooled counts by the always-valid sequential tests
   of ``sequential`` (``min``/``max`` against the bound,
   ``compareToBaseline`` against the stable version's pooled counts).
-- **slow share** (the ``tfserving-latency-p99`` template with ``max``):
-  "p99 <= max" judged as "at most 1% of requests slower than max", counted
-  from the histogram's buckets (``slow_share``), pooled and sequential.
-  The p99 shown is interpolated from the window's buckets (display only).
-  Its ``min`` and ``compareToBaseline`` (seconds) are plain thresholds on it.
+- **slow share** (the ``tfserving-latency-p99`` template with ``max`` or
+  ``compareToBaseline.maxIncrease``): "p99 <= max" judged as "at most 1% of
+  requests slower than max", counted from the histogram's buckets
+  (``slow_share``), pooled and sequential.  ``maxIncrease`` (seconds) is
+  "p99 at most the stable version's p99 plus maxIncrease": both versions'
+  whole histograms are pooled, the stable version's p99 is read from its
+  pooled buckets (rounded *up* to a boundary), and the candidate is judged
+  by the same sequential test against "at most 1% slower than that plus
+  maxIncrease" (``_slow_share_versus_stable``).  The p99 shown is
+  interpolated from the window's buckets (display only).  ``min`` and
+  ``maxDrop`` on latency stay plain thresholds on it.
 - **mean** (``mae``, ``mse``): sums and counts pooled, the pooled mean
   judged against the bounds as a threshold.
 - **threshold** (a plain ``query``, ``f1``): the window's value against the
@@ -49,10 +55,17 @@ from modelrelease.analysis.distribution import Auc, auc_bound, auc_from_buckets,
 from modelrelease.analysis.judge import judge
 from modelrelease.analysis.pooled import Increase, WindowParts, add_window
 from modelrelease.analysis.provider import Measurement, Observation, Unmeasured
-from modelrelease.analysis.sequential import Counts, SequentialResult, against_bound, against_stable, split_alpha
+from modelrelease.analysis.sequential import (
+    MIN_EVENTS,
+    Counts,
+    SequentialResult,
+    against_bound,
+    against_stable,
+    split_alpha,
+)
 from modelrelease.analysis.slow_share import SlowShareBound, judge_slow_share, slow_increase, slow_share_bound
 from modelrelease.analysis.templates import QueryPlan, plan_for
-from modelrelease.api.spec import MetricSpec
+from modelrelease.api.spec import CompareToBaseline, MetricSpec
 from modelrelease.api.status import BoundResult, MetricPool, MetricResult, PooledPart, Verdict
 
 Kind = Literal["proportion", "slow_share", "drift", "auc", "mean", "threshold"]
@@ -90,7 +103,9 @@ def kind_of(metric: MetricSpec) -> Kind:
     if metric.template == "auc":
         return "auc"
     if plan.grouped is not None and plan.quantile is not None:
-        return "slow_share" if metric.max is not None else "threshold"
+        compare = metric.compare_to_baseline
+        versus = compare is not None and compare.max_increase is not None
+        return "slow_share" if metric.max is not None or versus else "threshold"
     if plan.proportion:
         return "proportion"
     if plan.is_ratio and plan.samples is None:
@@ -102,7 +117,8 @@ def sequential_bounds(metric: MetricSpec) -> int:
     """Bounds of ``metric`` judged by the sequential test; each gets an equal share of alpha."""
     kind = kind_of(metric)
     if kind == "slow_share":
-        return 1
+        compare = metric.compare_to_baseline
+        return int(metric.max is not None) + int(compare is not None and compare.max_increase is not None)
     if kind == "drift":
         return int(metric.max is not None)
     if kind == "auc":
@@ -372,6 +388,9 @@ def _slow_share(
     metric: MetricSpec, window: Window, pool: MetricPool | None, until: str | None, alpha: float
 ) -> MetricResult:
     plan = plan_for(metric)
+    compare = metric.compare_to_baseline
+    if compare is not None and compare.max_increase is not None:
+        return _slow_share_versus_stable(metric, compare.max_increase, window, pool, until, alpha)
     assert metric.max is not None and plan.quantile is not None
     buckets = _buckets(window.candidate)
     labels = list(buckets) if buckets else [part.part.removeprefix("le=") for part in (pool.parts if pool else [])]
@@ -408,6 +427,148 @@ def _slow_share(
         extra.append((threshold.verdict, threshold.message))
     counted = fail_counts if bound.fail_le is not None else pass_counts
     return _sequential_result(metric, results, pooled, counted, None, gap, shortage, [], extra, shown)
+
+
+def _histogram_parts(buckets: dict[str, float] | None) -> dict[str, Increase] | None:
+    """A window's slow requests above every finite boundary, over its requests: one part per ``le``."""
+    if buckets is None or "+Inf" not in buckets:
+        return None
+    total = buckets["+Inf"]
+    return {f"le={le}": slow_increase(total, count) for le, count in buckets.items() if le != "+Inf"}
+
+
+def _pooled_histogram(pool: MetricPool, who: Literal["candidate", "stable"]) -> dict[str, Counts]:
+    """Slow counts above each boundary, pooled over the stage, keyed by the ``le`` label."""
+    counts: dict[str, Counts] = {}
+    for part in pool.parts:
+        version = part.candidate if who == "candidate" else part.stable
+        if version is not None and part.part.startswith("le="):
+            counts[part.part.removeprefix("le=")] = Counts(version.numerator, version.denominator)
+    return counts
+
+
+def stable_quantile_boundary(slow_above: Mapping[str, Counts], quantile: float) -> str | None:
+    """The smallest boundary the stable version's pooled share of slower requests is within ``1 - quantile`` of.
+
+    Rounded *up* to a boundary on purpose: the candidate is then held to
+    the stable version's quantile or a little more, never less, so noise in
+    the stable version's estimate cannot fail a candidate that is as fast.
+    None until the stable version has served enough requests that
+    ``MIN_EVENTS`` of them would be slower than its quantile (1,000 for
+    p99): fewer cannot place the quantile.
+    """
+    finite = sorted(
+        ((float(le), le, counts) for le, counts in slow_above.items() if math.isfinite(float(le))),
+        key=lambda item: item[0],
+    )
+    total = max((counts.denominator for _, _, counts in finite), default=0.0)
+    if total * (1.0 - quantile) < MIN_EVENTS:
+        return None
+    for _, label, counts in finite:
+        if counts.denominator > 0 and counts.numerator / counts.denominator <= 1.0 - quantile:
+            return label
+    return None
+
+
+def _slow_share_versus_stable(
+    metric: MetricSpec, max_increase: float, window: Window, pool: MetricPool | None, until: str | None, alpha: float
+) -> MetricResult:
+    """Latency with ``maxIncrease``: the candidate's p99 within the stable version's p99 plus ``max_increase`` seconds.
+
+    Both versions' histograms are pooled whole (a part per boundary), so
+    the stable version's p99 is read from all its requests in the stage and
+    follows it as it is measured.  The target, that p99 rounded up to a
+    boundary plus ``max_increase``, can move between checks as the stable
+    version's estimate does, by a bucket at a time (TF Serving's boundaries
+    are 1.8 apart); each verdict at a target is the sequential test's, and
+    the few adjacent targets a stage can visit are not corrected for.
+    ``max`` (if set) is judged on the same pooled counts.
+    """
+    plan = plan_for(metric)
+    assert plan.quantile is not None
+    compared = _compared(metric, window, pool)
+    candidate_parts = _histogram_parts(_buckets(window.candidate))
+    stable_parts = _histogram_parts(_buckets(window.stable)) if compared else None
+    parts: WindowParts | None = None
+    if candidate_parts is not None and (stable_parts is not None or not compared):
+        names = set(candidate_parts) | set(stable_parts or {})
+        parts = {
+            name: (
+                candidate_parts.get(name),
+                (stable_parts or {}).get(name) if compared else None,
+            )
+            for name in names
+        }
+    pooled = add_window(pool, parts, until, with_stable=compared) if window.fresh else pool or MetricPool()
+    gap = _gap_reason(Window(window.candidate, window.stable if compared else None)) if window.fresh else None
+    if gap is None and window.fresh and parts is None:
+        gap = "the histogram has no +Inf bucket"
+    candidate = _pooled_histogram(pooled, "candidate")
+    stable = _pooled_histogram(pooled, "stable") if compared else {}
+    labels = list(candidate) or list(stable)
+    requests = max((counts.denominator for counts in candidate.values()), default=0.0)
+    stable_requests = max((counts.denominator for counts in stable.values()), default=0.0)
+    counted = Counts(0.0, requests)
+    shortage = _min_requests_shortage(metric, counted)
+    results: list[SequentialResult] = []
+    notes: list[str] = []
+    extra: list[tuple[Verdict, str]] = []
+    if shortage is None and labels:
+        if metric.max is not None:
+            bound = slow_share_bound(plan.quantile, metric.max / plan.scale, labels)
+            results.append(_judge_slow_at(f"{metric.name} share slower than {metric.max:g}s", bound, candidate, alpha))
+        if not compared:
+            notes.append("not compared with the stable version (no stable version measured)")
+        elif stable_requests < max(STABLE_SHARE_TO_COMPARE * requests, 1.0):
+            notes.append(
+                f"not compared with the stable version: it served {stable_requests:.0f} requests in the stage, "
+                f"under {STABLE_SHARE_TO_COMPARE:.0%} of the candidate's {requests:.0f}"
+            )
+        else:
+            boundary = stable_quantile_boundary(stable, plan.quantile)
+            if boundary is None:
+                why = (
+                    f"{metric.name} vs stable: the stable version's p{plan.quantile * 100:g} is not placed yet "
+                    f"({stable_requests:.0f} requests pooled, {math.ceil(MIN_EVENTS / (1.0 - plan.quantile))} needed)"
+                )
+                extra.append(("inconclusive", why))
+            else:
+                target = float(boundary) * plan.scale + max_increase
+                bound = slow_share_bound(plan.quantile, target / plan.scale, labels)
+                name = (
+                    f"{metric.name} share slower than {target:g}s "
+                    f"(stable p{plan.quantile * 100:g} <= {float(boundary) * plan.scale:g}s + maxIncrease {max_increase:g}s)"
+                )
+                results.append(_judge_slow_at(name, bound, candidate, alpha))
+    shown_p99 = quantile_from_buckets(_buckets(window.candidate) or {}, plan.quantile)
+    stable_p99 = quantile_from_buckets(_buckets(window.stable) or {}, plan.quantile) if compared else None
+    shown = (
+        shown_p99 * plan.scale if shown_p99 is not None else None,
+        stable_p99 * plan.scale if stable_p99 is not None else None,
+    )
+    drop_only = _compare_drop_only(metric)
+    rest = metric.model_copy(update={"max": None, "compare_to_baseline": drop_only})
+    if rest.min is not None or drop_only is not None:
+        threshold = _threshold(rest, window)
+        extra.append((threshold.verdict, threshold.message))
+    return _sequential_result(metric, results, pooled, counted, None, gap, shortage, notes, extra, shown)
+
+
+def _compare_drop_only(metric: MetricSpec) -> CompareToBaseline | None:
+    """``compareToBaseline`` without ``maxIncrease``: what stays a plain threshold on a latency's p99."""
+    compare = metric.compare_to_baseline
+    if compare is None or compare.max_drop is None:
+        return None
+    return CompareToBaseline(max_drop=compare.max_drop)
+
+
+def _judge_slow_at(
+    name: str, bound: SlowShareBound, slow_above: Mapping[str, Counts], alpha: float
+) -> SequentialResult:
+    none = Counts(0.0, 0.0)
+    fail_counts = slow_above.get(bound.fail_le, none) if bound.fail_le is not None else none
+    pass_counts = slow_above.get(bound.pass_le, none) if bound.pass_le is not None else none
+    return judge_slow_share(name, bound, fail_counts, pass_counts, alpha)
 
 
 # --- pooled means and plain thresholds -----------------------------------------------------------------------

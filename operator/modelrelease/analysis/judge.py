@@ -2,7 +2,7 @@
 
 The operator uses it for what is not judged sequentially (``check.kind_of``):
 a plain ``query``, ``f1``, the pooled mean of ``mae``/``mse``, and the p99
-shown for latency's ``min``/``compareToBaseline``.  A fail here is one failed
+shown for latency's ``min`` and ``compareToBaseline.maxDrop``.  A fail here is one failed
 check; ``failureLimit`` of them roll back.  (Before the sequential judge it
 judged every metric on each interval; ``make bench-judgment`` still runs it
 that way, as the per-interval judge it replaced.)

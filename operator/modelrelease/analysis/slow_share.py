@@ -5,8 +5,7 @@ sample size, so a check that fails on it fails on noise (three slow requests
 out of a hundred move p99 across any bound).  The same statement as a
 proportion, slow requests over all requests, is a count like errors, so it
 is pooled over the stage and judged by the sequential tests with their
-guarantee (``sequential.against_bound`` against ``1 - quantile``,
-``sequential.against_stable`` against the stable version's slow share).
+guarantee (``sequential.against_bound`` against ``1 - quantile``).
 
 Prometheus histograms count requests at or below each bucket boundary
 (``_bucket{le="b"}``), so the slow requests are ``_count - _bucket{le="b"}``,
@@ -18,9 +17,10 @@ each verdict true to the bound as written:
 - **pass** counts requests slower than the largest boundary at or below
   ``L``: at most 1% slower than that boundary means p99 is at most ``L``.
 
-With ``L`` on a boundary both are the same count.  Comparisons with the
-stable version count both versions at the fail boundary (any common
-boundary is fair to both; that one is closest to ``L`` from above).
+With ``L`` on a boundary both are the same count.  A comparison with the
+stable version (``compareToBaseline.maxIncrease``) is the same question
+with ``L`` the stable version's pooled p99 plus the increase allowed
+(``check._slow_share_versus_stable``).
 """
 
 from __future__ import annotations

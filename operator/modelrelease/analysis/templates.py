@@ -37,7 +37,8 @@ The built-ins, for version ``v`` over the window ``[{{interval}}]`` (``W``):
     "at most 1% of requests slower than ``max``", counted from the buckets
     (``slow_share``), pooled and sequential like errors; the p99 shown is
     interpolated from the same buckets, as ``histogram_quantile`` does,
-    for display only.
+    for display only.  ``compareToBaseline.maxIncrease`` is judged the same
+    way against the stable version's pooled p99 plus the increase.
 ``accuracy`` (a proportion)
     ``model_prediction_outcomes_total{outcome="correct"}`` over all outcomes of the version.
 ``precision`` / ``recall`` for ``positiveClass`` ``c`` (proportions)

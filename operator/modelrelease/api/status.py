@@ -68,7 +68,8 @@ class PooledPart(ApiModel):
         default="",
         description=(
             "Which proportion: empty for a metric's only one; for latency the bucket boundary slow requests are "
-            "counted above (fail, pass); for prediction-drift the predicted class."
+            "counted above (fail and pass boundaries of max; every boundary, for both versions, when compared "
+            "with the stable version); for prediction-drift the predicted class."
         ),
     )
     candidate: VersionCounts = Field(default_factory=VersionCounts)
