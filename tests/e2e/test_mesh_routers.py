@@ -186,7 +186,24 @@ def test_gateway_api_router_drives_traefik_through_every_stage_and_gives_the_rou
     wait_for(lambda: "RouteNotReady" in releases.event_reasons(), 20, message="RouteNotReady event")
     phases.done("missing route")
 
-    # The user creates the route: the operator labels it and reports it ready once Traefik accepts it.
+    # A route its Gateway does not accept (Traefik has no such listener): not ready, with the Gateway's reason.
+    unaccepted = http_route(namespace)
+    unaccepted["spec"]["parentRefs"][0]["sectionName"] = "no-such-listener"
+    cluster.kubectl("apply", "-f", "-", input=json.dumps(unaccepted))
+    status = releases.wait_phase(
+        "Succeeded", 60, also=lambda s: condition(s, "RouteReady").get("reason") == "RouteNotAccepted"
+    )
+    assert "not accepted by Gateway devstack" in condition(status, "RouteReady")["message"]
+    wait_for(
+        lambda: any(
+            e.get("reason") == "RouteNotReady" and "not accepted" in e.get("message", "") for e in releases.events()
+        ),
+        20,
+        message="RouteNotReady event naming the Gateway's refusal",
+    )
+    phases.done("route not accepted")
+
+    # The user fixes the route: the operator labels it and reports it ready once Traefik accepts it.
     cluster.kubectl("apply", "-f", "-", input=json.dumps(http_route(namespace)))
     wait_for(route.accepted, 30, message="HTTPRoute accepted by Traefik")
     releases.wait_phase("Succeeded", 30, also=lambda s: condition(s, "RouteReady").get("status") == "True")
