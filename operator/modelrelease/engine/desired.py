@@ -17,6 +17,7 @@ from modelrelease.engine.actions import (
     SetRoute,
     WeightedReplicas,
 )
+from modelrelease.engine.bake import route_partner, warm_version
 from modelrelease.engine.context import Pass
 from modelrelease.engine.history import versions_by_recency
 
@@ -28,6 +29,8 @@ def candidate_receives_traffic(ctx: Pass) -> bool:
         return False
     stage = ctx.current_stage()
     if stage is None or status.phase not in (Phase.PROGRESSING, Phase.PAUSED, Phase.AWAITING_APPROVAL, Phase.FAILED):
+        return False
+    if ctx.spec.webhooks.pre_rollout is not None and not status.pre_rollout_passed:
         return False
     return stage.smoke is None or status.stage.smoke_passed
 
@@ -50,7 +53,7 @@ def desired_actions(ctx: Pass) -> list[Action]:
     full = ctx.spec.serving.replicas
     actions: list[Action] = []
     live: set[int] = set()
-    for version in (status.stable_version, status.retiring_version):
+    for version in (status.stable_version, status.retiring_version, warm_version(ctx)):
         if version is not None and version not in live:
             actions.append(EnsureDeployment(version=version, role="stable", replicas=FixedReplicas(full)))
             live.add(version)
@@ -72,7 +75,7 @@ def desired_actions(ctx: Pass) -> list[Action]:
         actions.append(
             SetRoute(
                 stable_version=status.stable_version,
-                candidate_version=candidate,
+                candidate_version=candidate if candidate is not None else route_partner(ctx),
                 weight=weight,
                 mirror=mirror,
                 match=match,
