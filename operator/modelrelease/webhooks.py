@@ -34,7 +34,7 @@ import aiohttp
 from modelrelease.api.duration import parse_duration
 from modelrelease.api.spec import ModelReleaseSpec, WebhookSpec
 from modelrelease.api.status import ModelReleaseStatus, PendingWebhook, WebhookHook, WebhookOutcome
-from modelrelease.engine.hooks import webhook_body
+from modelrelease.engine.hooks import latest_metrics, webhook_body
 from modelrelease.engine.observations import WebhookResult
 from modelrelease.policy import PrometheusAllowList
 
@@ -165,7 +165,6 @@ class WebhookRunner:
         if not self.allowed.allows(str(webhook.url)):
             refused = f"not sent: {webhook.url} is not an allowed webhook address (--allowed-webhook-address)"
             return WebhookOutcome(hook=delivery.hook, url=str(webhook.url), ok=False, attempts=0, message=refused)
-        analysis = status.analysis.metrics
         body = webhook_body(
             name,
             namespace,
@@ -175,7 +174,7 @@ class WebhookRunner:
             status.candidate_version,
             status.stage.name if status.stage else None,
             dict(spec.model.metadata) if delivery.version == spec.model.version else {},
-            analysis,
+            latest_metrics(status, delivery.version),
         )
         outcome = await deliver(delivery.hook, webhook, body, self.post, self.backoff)
         log.info(

@@ -143,7 +143,7 @@ def test_confirm_promotion_holds_before_full_until_the_receiver_says_yes(
         )
         wait_for(lambda: len(hooks.bodies("confirm")) >= 3, 60, message="confirmPromotion asked three times")
         still = releases.status()
-        assert still["phase"] == "AwaitingApproval" and still["stage"]["name"] == "canary", still["message"]
+        assert still["stableVersion"] == 1 and still["stage"]["name"] == "canary", still["message"]
         hooks.codes["confirm"] = 200
         final = releases.wait_phase("Succeeded", 120, also=lambda s: s.get("stableVersion") == 2)
 

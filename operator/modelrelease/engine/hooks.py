@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from modelrelease.api.duration import parse_duration
 from modelrelease.api.spec import WebhookSpec
-from modelrelease.api.status import MetricResult, PendingWebhook, WebhookHook, WebhookOutcome
+from modelrelease.api.status import DecidingMetric, ModelReleaseStatus, PendingWebhook, WebhookHook, WebhookOutcome
 from modelrelease.engine.clock import elapsed_since
 from modelrelease.engine.context import Pass
 
@@ -164,7 +164,7 @@ def webhook_body(
     candidate: int | None,
     stage: str | None,
     metadata: dict[str, str],
-    metrics: list[MetricResult],
+    metrics: list[DecidingMetric],
 ) -> dict[str, object]:
     """The JSON every hook receives: which release, which versions, where it stands, lineage and metrics."""
     return {
@@ -178,14 +178,16 @@ def webhook_body(
         "stage": stage,
         "askedAt": pending.since,
         "metadata": metadata,
-        "metrics": [
-            {
-                "name": m.name,
-                "verdict": m.verdict,
-                "candidate": m.candidate,
-                "baseline": m.baseline,
-                "samples": m.samples,
-            }
-            for m in metrics
-        ],
+        "metrics": [m.model_dump(mode="json") for m in metrics],
     }
+
+
+def latest_metrics(status: ModelReleaseStatus, version: int) -> list[DecidingMetric]:
+    """The values behind the latest decision about ``version`` (or its stage's latest check, if none yet)."""
+    for entry in reversed(status.history):
+        if entry.version == version and entry.metrics:
+            return list(entry.metrics)
+    return [
+        DecidingMetric(name=m.name, verdict=m.verdict, candidate=m.candidate, baseline=m.baseline, samples=m.samples)
+        for m in status.analysis.metrics
+    ]

@@ -39,7 +39,8 @@ ALLOWED_TRANSITIONS: Mapping[Phase, frozenset[Phase]] = {
     Phase.AWAITING_APPROVAL: frozenset(_IN_ROLLOUT),
     Phase.ROLLED_BACK: frozenset({Phase.ROLLED_BACK, Phase.PROGRESSING, Phase.SUCCEEDED}),
     Phase.BAKING: BAKING_NEXT,
-    Phase.FAILED: frozenset({Phase.FAILED, Phase.PROGRESSING, Phase.ROLLED_BACK, Phase.SUCCEEDED}),
+    # Baking: a promote request, once the spec turned automatic rollback (and a bake) on.
+    Phase.FAILED: frozenset({Phase.FAILED, Phase.PROGRESSING, Phase.ROLLED_BACK, Phase.SUCCEEDED, Phase.BAKING}),
 }
 
 
