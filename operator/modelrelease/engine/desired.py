@@ -42,9 +42,12 @@ def finish_handover(ctx: Pass) -> None:
         return
     stable = ctx.observations.deployment(status.stable_version)
     if stable is not None and stable.ready >= ctx.spec.serving.replicas:
-        ctx.emit(
-            "Normal", "Retired", f"v{status.retiring_version} scaled down: v{status.stable_version} is at full capacity"
-        )
+        if status.retiring_version != warm_version(ctx):  # a warm one is scaled down when its bake is over
+            ctx.emit(
+                "Normal",
+                "Retired",
+                f"v{status.retiring_version} scaled down: v{status.stable_version} is at full capacity",
+            )
         status.retiring_version = None
 
 
