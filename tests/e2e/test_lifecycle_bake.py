@@ -36,8 +36,28 @@ STAGES = [
 ]
 
 
+def model_of(releases: Releases) -> str:
+    """A model name of the test's own: the fault injected into its v2 must not reach another test's queries.
+
+    The accuracy queries select by model and version (not by namespace), so
+    a concurrent test judging ``digits`` v2 would see the wrong answers too.
+    """
+    return f"digits-{releases.namespace[-5:]}"
+
+
+def _manifest(releases: Releases, version: int) -> dict[str, Any]:
+    manifest = releases.manifest(version, stages=STAGES)
+    manifest["spec"]["model"]["name"] = model_of(releases)
+    return manifest
+
+
+def _stable_v1(releases: Releases) -> None:
+    releases.apply(_manifest(releases, 1))
+    releases.wait_phase("Succeeded", 180, also=lambda s: s.get("stableVersion") == 1)
+
+
 def _baking_manifest(releases: Releases, bake: str, **rollback: Any) -> dict[str, Any]:
-    manifest = releases.manifest(2, stages=STAGES)
+    manifest = _manifest(releases, 2)
     manifest["spec"]["model"]["metadata"] = LINEAGE
     manifest["spec"]["rollback"] = {"bakeTime": bake, **rollback}
     return manifest
@@ -77,8 +97,8 @@ def _only_version_answers(generator: Any, version: str, answers: int = 60) -> No
 def test_a_fault_during_the_bake_rolls_back_to_the_warm_previous_version_with_no_pod_start(
     releases: Releases, traffic: Any
 ) -> None:
-    releases.stable_from_scratch(version=1)
-    with traffic(rate=40) as generator:
+    _stable_v1(releases)
+    with traffic(rate=40, model=model_of(releases)) as generator:
         releases.apply(_baking_manifest(releases, "10m"))
         baking = releases.wait_phase("Baking", 240)
         assert baking["stableVersion"] == 2 and baking["bake"]["previousVersion"] == 1
@@ -129,8 +149,8 @@ def test_a_fault_during_the_bake_rolls_back_to_the_warm_previous_version_with_no
 def test_without_a_fault_the_bake_passes_and_the_previous_version_is_scaled_to_zero(
     releases: Releases, traffic: Any
 ) -> None:
-    releases.stable_from_scratch(version=1)
-    with traffic(rate=40) as generator:
+    _stable_v1(releases)
+    with traffic(rate=40, model=model_of(releases)) as generator:
         releases.apply(_baking_manifest(releases, "20s"))
         releases.wait_phase("Baking", 240)
         _only_version_answers(generator, "2")
