@@ -318,6 +318,7 @@ def traffic(
     virtual_service: str | None = None,
     headers: dict[str, str] | None = None,
     header_share: float = 0.0,
+    model: str = "digits",
 ) -> Iterator[Any]:
     """Labelled gRPC traffic to ``service``'s ready pods, as kube-proxy spreads it, scraped by devstack's Prometheus.
 
@@ -347,6 +348,7 @@ def traffic(
             cluster.kubeconfig, namespace, service, router="gateway", route_name=http_route, ttl=0.5, gateway=gateway
         )
     config = TrafficConfig(
+        model=model,
         rate=rate,
         duration=duration,
         seed=int(time.time()) % 1000 if seed is None else seed,

@@ -172,6 +172,18 @@ class TrafficGenerator:
         self._thread: threading.Thread | None = None
         self._metrics_server: Any = None
         self.metrics_address: str | None = None
+        self._wrong: set[str] = set()
+
+    def answer_wrongly(self, version: str) -> None:
+        """Fault injection: from now on every answer of ``version`` reaches the user as a wrong class.
+
+        The data plane corrupts the version's answers (as a bad feature
+        pipeline or a broken post-processing step would): accuracy, feedback
+        and errors-by-class all see them, so the operator's judges can catch
+        a version that turned bad after it was judged good.
+        """
+        with self._lock:
+            self._wrong.add(version)
 
     # --- lifecycle ---------------------------------------------------------------------------------------------
 
@@ -335,6 +347,9 @@ class TrafficGenerator:
     ) -> None:
         model, metrics = self.config.model, self.metrics
         actual = int(self._labels[plan.sample])
+        with self._lock:
+            if version in self._wrong and predicted == actual:
+                predicted = (actual + 1) % 10
         outcome = "correct" if predicted == actual else "incorrect"
         metrics.predictions.labels(model, version, str(predicted)).inc()
         metrics.outcomes.labels(model, version, outcome, str(predicted), str(actual)).inc()

@@ -115,6 +115,7 @@ class Analyzer:
                 baseline_version=request.baseline_version,
                 since=parse_time(request.since) if request.since else None,
                 until=parse_time(request.at) if request.at else None,
+                frozen_baseline=request.frozen_baseline,
             )
             results = await evaluate(metrics, context, provider, request.previous, spec.analysis.confidence)
         for result in results:

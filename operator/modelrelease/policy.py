@@ -35,6 +35,7 @@ from modelrelease.api.spec import ModelReleaseSpec
 
 POLICY_VIOLATION = "PolicyViolation"
 PROMETHEUS_NOT_ALLOWED = "PrometheusNotAllowed"
+WEBHOOK_NOT_ALLOWED = "WebhookNotAllowed"
 
 DEFAULT_SERVICE_ACCOUNTS: tuple[str, ...] = ("default",)
 
@@ -148,6 +149,26 @@ def prometheus_violations(spec: ModelReleaseSpec, allowed: PrometheusAllowList) 
         "with --allowed-prometheus-address"
     )
     return [Violation("spec.analysis.prometheus.address", "prometheus-allow-list", detail, PROMETHEUS_NOT_ALLOWED)]
+
+
+def webhook_violations(spec: ModelReleaseSpec, allowed: PrometheusAllowList) -> list[Violation]:
+    """Each lifecycle webhook URL the operator's ``--allowed-webhook-address`` does not list (same exact match)."""
+    hooks = spec.webhooks
+    found = []
+    for field, hook in (
+        ("preRollout", hooks.pre_rollout),
+        ("confirmPromotion", hooks.confirm_promotion),
+        ("postRollout", hooks.post_rollout),
+        ("onRollback", hooks.on_rollback),
+    ):
+        if hook is None or allowed.allows(str(hook.url)):
+            continue
+        detail = (
+            f"{hook.url} is not a webhook address this operator may call (allowed: {allowed.describe()}); "
+            "ask the operator's admins to add it with --allowed-webhook-address"
+        )
+        found.append(Violation(f"spec.webhooks.{field}.url", "webhook-allow-list", detail, WEBHOOK_NOT_ALLOWED))
+    return found
 
 
 # --- images
@@ -293,10 +314,13 @@ class ReleasePolicy:
     images: tuple[str, ...] = ()
     service_accounts: tuple[str, ...] = DEFAULT_SERVICE_ACCOUNTS
     allow_privileged_pods: bool = False
+    webhooks: PrometheusAllowList = PrometheusAllowList()
+    """The lifecycle webhook URLs releases may name (``--allowed-webhook-address``); none by default."""
 
     def violations(self, spec: ModelReleaseSpec) -> list[Violation]:
         pod_template = spec.serving.pod_template
         found = prometheus_violations(spec, self.prometheus)
+        found += webhook_violations(spec, self.webhooks)
         found += image_violations(spec, self.images)
         found += service_account_violations(pod_template, self.service_accounts)
         if not self.allow_privileged_pods:

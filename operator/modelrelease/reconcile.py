@@ -98,8 +98,9 @@ from modelrelease.observe import (
     read_deployments,
     read_requests,
 )
-from modelrelease.policy import ReleasePolicy
+from modelrelease.policy import PrometheusAllowList, ReleasePolicy
 from modelrelease.routing.base import Router, RouteState
+from modelrelease.webhooks import WebhookRunner
 
 log = logging.getLogger("modelrelease.reconcile")
 
@@ -133,6 +134,7 @@ class OperatorContext:
     routers: Mapping[str, Router]
     settings: EngineSettings = field(default_factory=EngineSettings)
     policy: ReleasePolicy = field(default_factory=ReleasePolicy)
+    webhooks: WebhookRunner = field(default_factory=lambda: WebhookRunner(PrometheusAllowList()))
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
 
 
@@ -201,6 +203,7 @@ async def _reconcile(ctx: OperatorContext, namespace: str, name: str) -> PassOut
 
     observations, candidate_pods = await _observe(ctx, release, spec, status)
     observations, route_state = await _observe_route(ctx, router, release, spec, status, observations, now, generation)
+    observations = _with_webhook_answers(ctx, namespace, name, spec, status, observations)
     decision = decide(spec, status, observations, now, generation, ctx.settings)
     decision = await _measure_if_asked(ctx, release, spec, observations, candidate_pods, decision, now, generation)
 
@@ -213,6 +216,7 @@ async def _reconcile(ctx: OperatorContext, namespace: str, name: str) -> PassOut
     # Conflict-checked on every pass that acts: the status when it changed, else the precondition alone.
     body = new_status.model_dump(by_alias=True, mode="json") if new_status != status else None
     resource_version = await kube.patch_status(namespace, name, metadata["resourceVersion"], body)
+    ctx.webhooks.collect(namespace, name, spec, new_status)  # deliveries this pass asked for start now, unawaited
     _count(status, new_status, decision)
     set_rollout(
         new_status.candidate_version or new_status.stable_version, new_status.stage.name if new_status.stage else None
@@ -252,7 +256,13 @@ def needs_polling(status: ModelReleaseStatus) -> bool:
         or status.phase == Phase.INITIALIZING
         or status.retiring_version is not None
         or status.observed_generation is None
+        or lifecycle_pending(status)
     )
+
+
+def lifecycle_pending(status: ModelReleaseStatus) -> bool:
+    """A bake, a warm previous version waiting for its scale-down, or a webhook delivery: time moves them on."""
+    return status.bake is not None or bool(status.webhooks)
 
 
 def next_pass_in(spec: ModelReleaseSpec, status: ModelReleaseStatus) -> float | None:
@@ -262,7 +272,21 @@ def next_pass_in(spec: ModelReleaseSpec, status: ModelReleaseStatus) -> float | 
     interval = parse_duration(spec.analysis.interval).total_seconds()
     starting = status.phase == Phase.INITIALIZING or status.retiring_version is not None
     waiting = status.candidate_version is not None and status.candidate_ready_at is None
-    return min(interval, WAIT_POLL) if starting or waiting else interval
+    delivering = bool(status.webhooks)  # an answer is collected by the next pass: do not leave it waiting long
+    return min(interval, WAIT_POLL) if starting or waiting or delivering else interval
+
+
+def _with_webhook_answers(
+    ctx: OperatorContext,
+    namespace: str,
+    name: str,
+    spec: ModelReleaseSpec,
+    status: ModelReleaseStatus,
+    observations: Observations,
+) -> Observations:
+    """The answers of the release's finished webhook deliveries (``modelrelease.webhooks``); starts missing ones."""
+    answers = ctx.webhooks.collect(namespace, name, spec, status)
+    return replace(observations, webhooks=answers) if answers else observations
 
 
 async def _observe(

@@ -56,6 +56,7 @@ from modelrelease.policy import DEFAULT_SERVICE_ACCOUNTS, PrometheusAllowList, R
 from modelrelease.reconcile import OperatorContext, PassOutcome, reconcile
 from modelrelease.routing.registry import build_routers
 from modelrelease.scheduler import Scheduler
+from modelrelease.webhooks import WebhookRunner
 
 log = logging.getLogger("modelrelease.operator")
 SERVICE_TOKEN = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
@@ -115,6 +116,7 @@ class RunConfig:
     lease_duration: float = 15.0
     load_timeout: timedelta = timedelta(minutes=10)
     allowed_prometheus_addresses: Sequence[str] = ()
+    allowed_webhook_addresses: Sequence[str] = ()
     allowed_images: Sequence[str] = ()
     allowed_service_accounts: Sequence[str] = ()
     allow_privileged_pods: bool = False
@@ -126,6 +128,7 @@ class RunConfig:
             images=tuple(self.allowed_images),
             service_accounts=tuple(dict.fromkeys([*DEFAULT_SERVICE_ACCOUNTS, *self.allowed_service_accounts])),
             allow_privileged_pods=self.allow_privileged_pods,
+            webhooks=PrometheusAllowList.of(None, self.allowed_webhook_addresses),
         )
 
 
@@ -184,6 +187,7 @@ async def run(settings: RunConfig, stop: asyncio.Event | None = None) -> None:
         routers=build_routers(kube),
         settings=EngineSettings(load_timeout=settings.load_timeout),
         policy=policy,
+        webhooks=WebhookRunner(policy.webhooks),
     )
 
     async def one_pass(namespace: str, name: str) -> PassOutcome:
@@ -236,6 +240,7 @@ async def run(settings: RunConfig, stop: asyncio.Event | None = None) -> None:
     finally:
         signals.cancel()
         await scheduler.close()
+        await context.webhooks.close()
         election.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await election

@@ -108,7 +108,8 @@ def releases(cluster: Cluster, release_namespace: str) -> Releases:
 def traffic(cluster: Cluster, release_namespace: str) -> Iterator[Callable[..., Any]]:
     """``with traffic(rate=30) as generator:`` labelled traffic to the release's Service for the block."""
 
-    def start(rate: float = 30.0, duration: float = 300.0, service: str = "digits") -> Any:
-        return scenario.traffic(cluster, release_namespace, rate=rate, duration=duration, service=service)
+    def start(rate: float = 30.0, duration: float = 300.0, service: str = "digits", model: str = "digits") -> Any:
+        """``model``: the TF Serving model name asked for (a release whose spec.model.name is its own)."""
+        return scenario.traffic(cluster, release_namespace, rate=rate, duration=duration, service=service, model=model)
 
     yield start

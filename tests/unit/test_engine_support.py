@@ -36,7 +36,7 @@ from modelrelease.engine import (
     SmokeResult,
     decide,
 )
-from modelrelease.engine.observations import ModelState
+from modelrelease.engine.observations import ModelState, WebhookResult
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 METRIC_NAMES = ("error-rate", "latency-p99")
@@ -107,6 +107,8 @@ class World:
     pods_since: dict[int, datetime] = field(default_factory=dict)
     """When each version's current pods were created: on creation, and again when scaled up from zero."""
     smoke_inconclusive: str | None = None
+    answers: list[WebhookResult] = field(default_factory=list)
+    """Webhook deliveries finished since the last pass: handed to the next ``step``, then forgotten."""
 
     def observations(self, requests: tuple[Request, ...] = ()) -> Observations:
         candidate = self.status.candidate_version
@@ -123,12 +125,14 @@ class World:
             model=model,
             route=RouteObservation(weight=weight, mirror=mirror, reached=self.route_reached),
             requests=requests,
+            webhooks=tuple(self.answers),
         )
 
     def step(self, seconds: float = 30, requests: tuple[Request, ...] = ()) -> Decision:
         """Let time pass, then run one handler pass."""
         self.now += timedelta(seconds=seconds)
         observed = self.observations(requests)
+        self.answers = []
         decision = self._decide(self.status, observed)
         follow_up = decision.follow_up()
         if isinstance(follow_up, RunSmoke):
@@ -136,14 +140,14 @@ class World:
             smoke = SmokeResult(
                 follow_up.version, self.smoke_accuracy, 100, self.smoke_error, inconclusive=self.smoke_inconclusive
             )
-            again = replace(observed, smoke=smoke, requests=())
+            again = replace(observed, smoke=smoke, requests=(), webhooks=())
             decision = decision.followed_by(self._decide(decision.status, again))
         elif isinstance(follow_up, RunAnalysis):
             self.analysis_runs += 1
             self.requested.append(follow_up)
             metrics = tuple(r.model_copy(update=self.result_fields) for r in results(self.verdict))
             analysis = AnalysisResult(follow_up.candidate_version, metrics)
-            again = replace(observed, analysis=analysis, requests=())
+            again = replace(observed, analysis=analysis, requests=(), webhooks=())
             decision = decision.followed_by(self._decide(decision.status, again))
         self.apply(decision.actions)
         self.status = decision.status

@@ -94,3 +94,22 @@ def test_replica_without_the_lease_runs_no_pass() -> None:
         return calls
 
     assert asyncio.run(scenario()) == 0
+
+
+def test_a_bake_and_a_pending_webhook_keep_the_release_polled() -> None:
+    from modelrelease.api.status import BakeStatus, PendingWebhook
+
+    stamp = "2026-01-01T00:00:00Z"
+    bake = BakeStatus(version=2, previous_version=1, started_at=stamp, ends_at=stamp, scale_down_at=stamp)
+    baking = ModelReleaseStatus(phase=Phase.BAKING, stable_version=2, bake=bake, observed_generation=1)
+    assert next_pass_in(_spec("30s"), baking) == 30
+    warm = baking.model_copy(update={"phase": Phase.SUCCEEDED, "bake": bake.model_copy(update={"state": "Passed"})})
+    assert next_pass_in(_spec("30s"), warm) == 30
+    delivering = ModelReleaseStatus(
+        phase=Phase.ROLLED_BACK,
+        stable_version=1,
+        observed_generation=1,
+        webhooks=[PendingWebhook(hook="onRollback", version=2, since=stamp)],
+    )
+    waited = next_pass_in(_spec("5m"), delivering)
+    assert waited is not None and waited <= 2

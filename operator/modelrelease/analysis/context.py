@@ -102,6 +102,8 @@ class AnalysisContext:
     baseline_version: int | None = None
     since: datetime | None = None
     until: datetime | None = None
+    frozen_baseline: bool = False
+    """A bake check (``engine.bake``): the baseline serves nobody, its pooled counts stand as they are."""
 
     def values_for(self, version: int) -> TemplateValues:
         return TemplateValues(self.model, version, self.namespace, self.release, self.interval)

@@ -10,6 +10,12 @@ the stage's start (``AnalysisContext.since``) for its first window, up to
 ``AnalysisContext.until``, so consecutive windows tile the stage and a
 check that found no data leaves its time to the next (``MIN_WINDOW``).  A plain threshold
 is measured over the last ``interval``.  Judging is ``check.judge_check``.
+
+A bake check (``AnalysisContext.frozen_baseline``) does not measure the
+baseline version: it serves nobody after a promotion.  Its window is an
+increase of zero, so the pools carried in ``previous`` keep the baseline's
+counts from the last judged stage and the same tests compare against them;
+a plain threshold has no baseline to compare with then.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from datetime import datetime, timedelta
 
 from modelrelease.analysis.check import Window, judge_check, kind_of, needs_stable
 from modelrelease.analysis.context import AnalysisContext, TemplateValues, UnsafeValueError, promql_duration
-from modelrelease.analysis.provider import MetricProvider, Observation, Unmeasured
+from modelrelease.analysis.provider import Measurement, MetricProvider, Observation, Unmeasured
 from modelrelease.api.spec import MetricSpec
 from modelrelease.api.status import MetricResult
 from modelrelease.engine.clock import format_time, parse_time
@@ -64,13 +70,24 @@ async def evaluate(
             return metric.name, Window(Unmeasured(f"query not sent: {refused}"))
 
         async def baseline() -> Observation | None:
-            return None if baseline_values is None else await provider.measure(metric, baseline_values, until)
+            if baseline_values is None:
+                return None
+            if context.frozen_baseline:
+                return _frozen(metric)
+            return await provider.measure(metric, baseline_values, until)
 
         candidate, stable = await asyncio.gather(provider.measure(metric, candidate_values, until), baseline())
         return metric.name, Window(candidate, stable)
 
     windows = dict(await asyncio.gather(*(one(metric) for metric in metrics)))
     return judge_check(metrics, confidence, windows, previous, stamp)
+
+
+def _frozen(metric: MetricSpec) -> Observation | None:
+    """The baseline's window in a bake check: nothing new (pooled kinds), or nothing at all (a plain threshold)."""
+    if kind_of(metric) == "threshold":
+        return None
+    return Measurement(value=0.0, samples=0, numerator=0.0, denominator=0.0, proportion=True, series=())
 
 
 def _window_for(metric: MetricSpec, context: AnalysisContext, earlier: MetricResult | None) -> AnalysisContext | None:

@@ -19,7 +19,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 from pydantic.alias_generators import to_camel
 
 from modelrelease.api.cel import cel, literal, validations
-from modelrelease.api.duration import Duration, Interval
+from modelrelease.api.duration import Duration, DurationRule, Interval
 from modelrelease.api.names import (
     HEADER_NAME_MAX,
     HEADER_NAME_PATTERN,
@@ -64,12 +64,52 @@ class ApiModel(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid", strict=True)
 
 
+METADATA_MAX_ENTRIES = 8
+METADATA_KEY_MAX = 63
+METADATA_VALUE_MAX = 256
+METADATA_KEY_PATTERN = r"^[A-Za-z0-9]([-A-Za-z0-9_./]*[A-Za-z0-9])?$"
+"""Lineage keys: letters, digits and ``-_./`` inside (``training-run``, ``registry.uri``, ``mlflow/run``)."""
+
+
+def _check_metadata(metadata: dict[str, str]) -> dict[str, str]:
+    """Sizes that keep status small: every decision in ``status.history`` carries the metadata."""
+    for key in metadata:
+        if len(key) > METADATA_KEY_MAX or not re.fullmatch(METADATA_KEY_PATTERN, key):
+            raise problem(
+                f"[{key[:40]!r}]",
+                f"is not a metadata key: at most {METADATA_KEY_MAX} letters, digits, '-', '_', '.' or '/', "
+                "starting and ending with a letter or digit",
+            )
+    return metadata
+
+
+ModelMetadata = Annotated[
+    dict[str, Annotated[str, Field(max_length=METADATA_VALUE_MAX)]], AfterValidator(_check_metadata)
+]
+
+
 class ModelSpec(ApiModel):
-    """Which model, where its versions live, and the version the user wants."""
+    """Which model, where its versions live, the version the user wants, and where that version came from."""
 
     name: ModelName = Field(description="TF Serving --model_name.")
     base_path: BasePath = Field(description="Directory holding one sub-directory per version (1/, 2/, ...).")
     version: Int64 = Field(ge=1, description="The version the user wants; changing it starts a rollout.")
+    metadata: ModelMetadata = Field(
+        default_factory=dict,
+        max_length=METADATA_MAX_ENTRIES,
+        description=(
+            "Lineage of this version, free-form: training run, dataset snapshot, evaluation report, model registry "
+            f"URI. Every decision in status.history carries it. At most {METADATA_MAX_ENTRIES} entries, keys of "
+            f"{METADATA_KEY_MAX} and values of {METADATA_VALUE_MAX} characters, so status stays small."
+        ),
+        json_schema_extra=validations(
+            cel(
+                f"self.all(k, k.size() <= {METADATA_KEY_MAX} && k.matches({literal(METADATA_KEY_PATTERN)}))",
+                f"metadata keys must be at most {METADATA_KEY_MAX} letters, digits, '-', '_', '.' or '/', "
+                "starting and ending with a letter or digit",
+            )
+        ),
+    )
 
 
 # Flags the operator sets itself on every TF Serving container; a user copy
@@ -511,9 +551,64 @@ class AnalysisSpec(ApiModel):
 
 
 class RollbackSpec(ApiModel):
-    """What happens when a stage fails."""
+    """What happens when a stage fails, and how long the previous version stays warm after a promotion."""
+
+    model_config = ConfigDict(
+        json_schema_extra=validations(
+            cel(
+                "!has(self.bakeTime) || !has(self.automatic) || self.automatic",
+                "bakeTime needs automatic: true (a failed bake rolls back at once to the warm previous version)",
+                field_path=".bakeTime",
+                reason="FieldValueForbidden",
+            )
+        )
+    )
 
     automatic: bool = Field(default=True, description="Roll back on failure; when false the release stops in Failed.")
+    bake_time: Duration | None = Field(
+        default=None,
+        description=(
+            "After a promotion, judge the new stable version this long (absolute bounds, and the previous version's "
+            "counts pooled over the last judged stage) while the previous version stays warm at full capacity with "
+            "no user traffic; a failed check moves all traffic back to it in one pass."
+        ),
+    )
+    scale_down_delay: Duration | None = Field(
+        default=None,
+        description="Keep the previous version warm this long after a promotion (the bake time if that is longer).",
+    )
+
+    @model_validator(mode="after")
+    def _bake_rolls_back(self) -> RollbackSpec:
+        if self.bake_time is not None and not self.automatic:
+            raise problem("bakeTime", "needs automatic: true (a failed bake rolls back at once to the warm version)")
+        return self
+
+
+WebhookTimeout = Annotated[str, DurationRule(minimum="100ms")]
+
+
+class WebhookSpec(ApiModel):
+    """One lifecycle webhook: an HTTP POST with a JSON body, retried with back-off."""
+
+    url: HttpUrl = Field(description="Where the POST goes; the operator's --allowed-webhook-address must list it.")
+    timeout: WebhookTimeout = Field(default="10s", description="Deadline of one attempt.")
+    retries: int = Field(default=2, ge=0, le=10, description="Attempts after the first, with exponential back-off.")
+
+
+class WebhooksSpec(ApiModel):
+    """Lifecycle webhooks, in the spirit of Flagger's; a hanging one never blocks a rollback."""
+
+    pre_rollout: WebhookSpec | None = Field(
+        default=None, description="Before the candidate gets any traffic (once its pods are ready); failure rolls back."
+    )
+    confirm_promotion: WebhookSpec | None = Field(
+        default=None, description="Before full (weight 100) or promotion: waits, as an approval does, until a 2xx."
+    )
+    post_rollout: WebhookSpec | None = Field(
+        default=None, description="After a promotion (its bake passed) or a rollback; informational."
+    )
+    on_rollback: WebhookSpec | None = Field(default=None, description="On every automatic rollback: a page.")
 
 
 def default_stages() -> list[Stage]:
@@ -591,6 +686,7 @@ class ModelReleaseSpec(ApiModel):
     )
     analysis: AnalysisSpec = Field(default_factory=AnalysisSpec)
     rollback: RollbackSpec = Field(default_factory=RollbackSpec)
+    webhooks: WebhooksSpec = Field(default_factory=WebhooksSpec)
     hold_at: HoldAtName = Field(
         default="", description="Advance up to this stage, then wait until it changes (a Git gate)."
     )

@@ -20,6 +20,7 @@ class Phase(StrEnum):
     PROGRESSING = "Progressing"
     PAUSED = "Paused"
     AWAITING_APPROVAL = "AwaitingApproval"
+    BAKING = "Baking"
     SUCCEEDED = "Succeeded"
     ROLLED_BACK = "RolledBack"
     FAILED = "Failed"
@@ -45,6 +46,12 @@ class StageStatus(ApiModel):
     )
     approved: bool = Field(default=False, description="An approve request for this stage was received.")
     smoke_passed: bool = Field(default=False, description="The stage's smoke test passed; its traffic may start.")
+    promotion_confirmed: bool = Field(
+        default=False, description="The confirmPromotion webhook answered 2xx for this stage; it may lead to full."
+    )
+    confirmation_asked_at: str | None = Field(
+        default=None, description="When the confirmPromotion webhook was last asked; asked again an interval later."
+    )
     smoke_inconclusive: int = Field(
         default=0,
         ge=0,
@@ -159,6 +166,30 @@ class Condition(ApiModel):
     observed_generation: int | None = None
 
 
+class DecidingMetric(ApiModel):
+    """A metric's value at a decision: what ``kubectl get mr -o yaml`` shows as the "why"."""
+
+    name: str
+    verdict: Verdict
+    candidate: float | None = Field(default=None, description="The judged version's value (pooled).")
+    baseline: float | None = Field(default=None, description="The version it was compared with (pooled).")
+    samples: int | None = None
+
+
+WebhookHook = Literal["preRollout", "confirmPromotion", "postRollout", "onRollback"]
+
+
+class WebhookOutcome(ApiModel):
+    """What a lifecycle webhook answered, or why it did not."""
+
+    hook: WebhookHook
+    url: str
+    ok: bool = Field(description="True when an attempt answered 2xx.")
+    code: int | None = Field(default=None, description="HTTP status of the last attempt; none when it got no answer.")
+    attempts: int = Field(default=1, ge=0)
+    message: str = Field(default="", description="The answer's first bytes, or the error of the last attempt.")
+
+
 class HistoryEntry(ApiModel):
     """One decision or manual act, kept so people can see what happened and why."""
 
@@ -168,6 +199,53 @@ class HistoryEntry(ApiModel):
     message: str = ""
     stage: str | None = None
     at: str | None = None
+    metadata: dict[str, str] | None = Field(
+        default=None, description="spec.model.metadata of the version, on decisions (lineage)."
+    )
+    metrics: list[DecidingMetric] | None = Field(
+        default=None, description="The metric values that decided a stage, a promotion, a bake or a rollback."
+    )
+    webhook: WebhookOutcome | None = Field(default=None, description="A lifecycle webhook's answer or failure.")
+
+
+class PendingWebhook(ApiModel):
+    """A lifecycle webhook the operator is delivering; the pass never waits for it."""
+
+    hook: WebhookHook
+    version: int = Field(description="The version the call is about.")
+    event: str = Field(default="", description="What happened: Promoted, RolledBack, ... (in the body).")
+    since: str = Field(description="When it was asked for; with hook and version, the delivery's identity.")
+
+
+BakeState = Literal["Baking", "Passed", "RolledBack"]
+
+
+class BakeStatus(ApiModel):
+    """The time after a promotion while the previous version stays warm (``spec.rollback``)."""
+
+    state: BakeState = Field(
+        default="Baking",
+        description=(
+            "Baking: the new stable version is judged, the previous one warm; Passed: the previous one stays warm "
+            "until scaleDownAt; RolledBack: the new version failed and is drained from the route."
+        ),
+    )
+    version: int = Field(description="The promoted version.")
+    previous_version: int = Field(description="The version it replaced, kept warm at full capacity, no traffic.")
+    started_at: str
+    ends_at: str = Field(description="End of the bake: with no failed check by then, the promotion stands.")
+    scale_down_at: str = Field(description="When the previous version is scaled to zero (max of bake and delay).")
+    baseline_stage: str | None = Field(
+        default=None, description="The stage whose pooled counts of the previous version are the bake's baseline."
+    )
+
+
+class StageEvidence(ApiModel):
+    """The latest judged stage's results, kept past its end: the bake's baseline and a promotion's "why"."""
+
+    stage: str
+    version: int
+    metrics: list[MetricResult] = Field(default_factory=list)
 
 
 class ManagedRouteStatus(ApiModel):
@@ -209,6 +287,17 @@ class ModelReleaseStatus(ApiModel):
             "A modelrelease.io/pause request froze this rollout (as spec.paused does) until a modelrelease.io/resume; "
             "cleared when the rollout ends."
         ),
+    )
+    bake: BakeStatus | None = Field(default=None, description="The bake after the latest promotion, while it lasts.")
+    last_judged: StageEvidence | None = Field(
+        default=None,
+        description="Results of the candidate's latest judged stage (pools included), kept until the bake.",
+    )
+    pre_rollout_passed: bool = Field(
+        default=False, description="The preRollout webhook answered 2xx for the current candidate."
+    )
+    webhooks: list[PendingWebhook] = Field(
+        default_factory=list, description="Lifecycle webhooks being delivered; each answer lands in history."
     )
     managed_route: ManagedRouteStatus | None = Field(
         default=None,

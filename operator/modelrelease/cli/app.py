@@ -85,6 +85,13 @@ def run(
             "several). --prometheus-address is always allowed; default: nothing else.",
         ),
     ] = None,
+    allowed_webhook_address: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="A lifecycle webhook URL a release may name in spec.webhooks (exact URL; repeat for several). "
+            "Default: none.",
+        ),
+    ] = None,
     allowed_image: Annotated[
         list[str] | None,
         typer.Option(
@@ -131,6 +138,7 @@ def run(
         lease_duration=lease_duration,
         load_timeout=parse_duration(load_timeout),
         allowed_prometheus_addresses=tuple(allowed_prometheus_address or ()),
+        allowed_webhook_addresses=tuple(allowed_webhook_address or ()),
         allowed_images=tuple(allowed_image or ()),
         allowed_service_accounts=tuple(allowed_service_account or ()),
         allow_privileged_pods=allow_privileged_pods,

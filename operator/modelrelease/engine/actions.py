@@ -84,6 +84,8 @@ class RunAnalysis:
     ``since`` is when the stage's pools start (``status.stage.reachedAt``),
     ``at`` the end of this check's windows (the pass's time), ``previous``
     the stage's results so far, whose pools the check carries on.
+    ``frozen_baseline``: a bake check; the baseline version serves nobody,
+    so it is not measured and its pools in ``previous`` stay as they are.
     """
 
     candidate_version: int
@@ -93,6 +95,7 @@ class RunAnalysis:
     since: str | None = None
     at: str | None = None
     previous: tuple[MetricResult, ...] = ()
+    frozen_baseline: bool = False
 
 
 @dataclass(frozen=True)

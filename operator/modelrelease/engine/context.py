@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from modelrelease.api.spec import ModelReleaseSpec, Stage
-from modelrelease.api.status import HistoryEntry, ModelReleaseStatus, Verdict
+from modelrelease.api.status import DecidingMetric, HistoryEntry, ModelReleaseStatus, Verdict, WebhookOutcome
 from modelrelease.engine.actions import Action, EmitEvent, EventType
 from modelrelease.engine.clock import format_time
 from modelrelease.engine.history import append_history
@@ -38,6 +38,7 @@ class Wait(StrEnum):
     NO_DATA = "AnalysisInconclusive"
     HELD = "HeldAtStage"
     APPROVAL = "AwaitingApproval"
+    CONFIRMATION = "AwaitingConfirmation"
 
 
 @dataclass
@@ -73,9 +74,31 @@ class Pass:
     def emit(self, type_: EventType, reason: str, message: str) -> None:
         self.actions.append(EmitEvent(type=type_, reason=reason, message=message))
 
-    def record(self, version: int, outcome: str, reason: str, message: str, stage: str | None = None) -> None:
+    def record(
+        self,
+        version: int,
+        outcome: str,
+        reason: str,
+        message: str,
+        stage: str | None = None,
+        *,
+        metrics: list[DecidingMetric] | None = None,
+        webhook: WebhookOutcome | None = None,
+        lineage: bool = False,
+    ) -> None:
+        """Append to history; ``lineage`` attaches spec.model.metadata when it describes ``version``."""
+        metadata = self.spec.model.metadata
+        carries = lineage and metadata and version == self.spec.model.version
         entry = HistoryEntry(
-            version=version, outcome=outcome, reason=reason, message=message, stage=stage, at=self.stamp
+            version=version,
+            outcome=outcome,
+            reason=reason,
+            message=message,
+            stage=stage,
+            at=self.stamp,
+            metadata=dict(metadata) if carries else None,
+            metrics=metrics or None,
+            webhook=webhook,
         )
         self.status.history = append_history(self.status.history, entry)
 

@@ -17,6 +17,7 @@ from modelrelease.engine.actions import (
     SetRoute,
     WeightedReplicas,
 )
+from modelrelease.engine.bake import route_partner, warm_version
 from modelrelease.engine.context import Pass
 from modelrelease.engine.history import versions_by_recency
 
@@ -29,6 +30,8 @@ def candidate_receives_traffic(ctx: Pass) -> bool:
     stage = ctx.current_stage()
     if stage is None or status.phase not in (Phase.PROGRESSING, Phase.PAUSED, Phase.AWAITING_APPROVAL, Phase.FAILED):
         return False
+    if ctx.spec.webhooks.pre_rollout is not None and not status.pre_rollout_passed:
+        return False
     return stage.smoke is None or status.stage.smoke_passed
 
 
@@ -39,9 +42,12 @@ def finish_handover(ctx: Pass) -> None:
         return
     stable = ctx.observations.deployment(status.stable_version)
     if stable is not None and stable.ready >= ctx.spec.serving.replicas:
-        ctx.emit(
-            "Normal", "Retired", f"v{status.retiring_version} scaled down: v{status.stable_version} is at full capacity"
-        )
+        if status.retiring_version != warm_version(ctx):  # a warm one is scaled down when its bake is over
+            ctx.emit(
+                "Normal",
+                "Retired",
+                f"v{status.retiring_version} scaled down: v{status.stable_version} is at full capacity",
+            )
         status.retiring_version = None
 
 
@@ -50,7 +56,7 @@ def desired_actions(ctx: Pass) -> list[Action]:
     full = ctx.spec.serving.replicas
     actions: list[Action] = []
     live: set[int] = set()
-    for version in (status.stable_version, status.retiring_version):
+    for version in (status.stable_version, status.retiring_version, warm_version(ctx)):
         if version is not None and version not in live:
             actions.append(EnsureDeployment(version=version, role="stable", replicas=FixedReplicas(full)))
             live.add(version)
@@ -72,7 +78,7 @@ def desired_actions(ctx: Pass) -> list[Action]:
         actions.append(
             SetRoute(
                 stable_version=status.stable_version,
-                candidate_version=candidate,
+                candidate_version=candidate if candidate is not None else route_partner(ctx),
                 weight=weight,
                 mirror=mirror,
                 match=match,

@@ -8,7 +8,9 @@ release can be read back from either.
 from __future__ import annotations
 
 from modelrelease.api.status import AnalysisStatus, Phase, StageStatus
+from modelrelease.engine.bake import deciding, evidence_for, start_bake
 from modelrelease.engine.context import Pass
+from modelrelease.engine.hooks import ask, drop_gates
 from modelrelease.engine.serving_hash import serving_hash
 
 
@@ -19,6 +21,8 @@ def _clear_candidate(ctx: Pass) -> None:
     status.candidate_started_at = None
     status.candidate_ready_at = None
     status.paused_by_request = False
+    status.pre_rollout_passed = False
+    drop_gates(ctx)
 
 
 def enter_stage(ctx: Pass, index: int) -> None:
@@ -42,6 +46,9 @@ def start_rollout(ctx: Pass, version: int, reason: str, message: str) -> None:
     status.candidate_ready_at = None
     status.rejected_version = None
     status.paused_by_request = False
+    status.pre_rollout_passed = False
+    status.last_judged = None
+    drop_gates(ctx)
     status.serving_hash = serving_hash(ctx.spec.serving)
     status.phase = Phase.PROGRESSING
     status.analysis = AnalysisStatus()
@@ -49,7 +56,7 @@ def start_rollout(ctx: Pass, version: int, reason: str, message: str) -> None:
     if ctx.spec.stages:
         enter_stage(ctx, 0)
     ctx.started = True
-    ctx.record(version, "Started", reason, message)
+    ctx.record(version, "Started", reason, message, lineage=True)
     ctx.emit("Normal", "RolloutStarted", f"v{version}: {message}")
 
 
@@ -79,12 +86,15 @@ def rollback(ctx: Pass, outcome: str, reason: str, message: str) -> None:
     stage = status.stage.name if status.stage else None
     where = f" at stage {stage}" if stage else ""
     text = f"v{version} rolled back{where}: {message}"
-    ctx.record(version, outcome, reason, message, stage)
+    ctx.record(version, outcome, reason, message, stage, metrics=deciding(status.analysis.metrics), lineage=True)
     ctx.emit("Warning", reason, text)
     _clear_candidate(ctx)
     status.rejected_version = version
     status.phase = Phase.ROLLED_BACK
     status.message = text
+    if outcome == "RolledBack":
+        ask(ctx, "onRollback", version, outcome)
+    ask(ctx, "postRollout", version, outcome)
 
 
 def fail(ctx: Pass, reason: str, message: str) -> None:
@@ -97,19 +107,26 @@ def fail(ctx: Pass, reason: str, message: str) -> None:
     assert version is not None
     stage = status.stage.name if status.stage else None
     text = f"v{version} failed{f' at stage {stage}' if stage else ''}: {message}; waiting for abort, retry or promote"
-    ctx.record(version, "Failed", reason, message, stage)
+    ctx.record(version, "Failed", reason, message, stage, metrics=deciding(status.analysis.metrics), lineage=True)
     ctx.emit("Warning", reason, text)
     status.phase = Phase.FAILED
     status.message = text
 
 
 def promote(ctx: Pass, reason: str, message: str) -> None:
-    """The candidate becomes stable; the old stable keeps full capacity until the new one is ready."""
+    """The candidate becomes stable; the old stable keeps full capacity until the new one is ready.
+
+    With ``spec.rollback.bakeTime`` or ``scaleDownDelay`` the old stable
+    stays warm longer, and with a bake time the new one is judged first
+    (``engine.bake``); postRollout is called once the promotion stands.
+    """
     status = ctx.status
     version = status.candidate_version
     assert version is not None
     previous = status.stable_version
-    ctx.record(version, "Promoted", reason, message)
+    evidence = evidence_for(ctx, version)
+    metrics = deciding(evidence.metrics) if evidence is not None else None
+    ctx.record(version, "Promoted", reason, message, metrics=metrics, lineage=True)
     ctx.emit("Normal", "Promoted", f"v{version} promoted to stable: {message}")
     _clear_candidate(ctx)
     status.analysis = AnalysisStatus()
@@ -118,3 +135,6 @@ def promote(ctx: Pass, reason: str, message: str) -> None:
     status.rejected_version = None
     status.phase = Phase.SUCCEEDED
     status.message = f"v{version} is stable"
+    start_bake(ctx, version, previous)
+    if status.phase != Phase.BAKING:
+        ask(ctx, "postRollout", version, "Promoted")

@@ -13,9 +13,11 @@ from datetime import datetime
 from modelrelease.api.spec import ModelReleaseSpec
 from modelrelease.api.status import ModelReleaseStatus, Phase
 from modelrelease.engine.actions import Action, ConsumeRequest, EmitEvent, RunAnalysis, RunSmoke
+from modelrelease.engine.bake import advance_bake, follow_spec, tend_bake
 from modelrelease.engine.clock import as_utc
 from modelrelease.engine.context import EngineSettings, Pass
 from modelrelease.engine.desired import desired_actions, finish_handover
+from modelrelease.engine.hooks import handle_answers
 from modelrelease.engine.lifecycle import restart_candidate, retire_candidate, start_rollout
 from modelrelease.engine.observations import Observations
 from modelrelease.engine.phases import ACTIVE_PHASES, check_transition
@@ -65,6 +67,7 @@ def decide(
     else:
         _run(ctx)
     finish_handover(ctx)
+    tend_bake(ctx)
     settle(ctx)
     ctx.actions.extend(desired_actions(ctx))
     check_transition(status.phase, ctx.status.phase)
@@ -95,9 +98,14 @@ def _initialize(ctx: Pass) -> None:
 
 
 def _run(ctx: Pass) -> None:
+    handle_answers(ctx)
     handle_requests(ctx)
+    follow_spec(ctx)
     _reconcile_version(ctx)
     status = ctx.status
+    if status.phase == Phase.BAKING and status.candidate_version is None and status.bake is not None:
+        advance_bake(ctx)
+        return
     if status.candidate_version is None or status.phase not in ACTIVE_PHASES or ctx.started:
         return
     if status.serving_hash != serving_hash(ctx.spec.serving):

@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Literal
 
 from modelrelease.api.annotations import RequestKind
-from modelrelease.api.status import MetricResult
+from modelrelease.api.status import MetricResult, WebhookOutcome
 
 ModelState = Literal["AVAILABLE", "LOADING", "FAILED", "UNKNOWN"]
 
@@ -103,6 +103,15 @@ class Request:
 
 
 @dataclass(frozen=True)
+class WebhookResult:
+    """A finished delivery of a pending webhook (``status.webhooks``), named by its hook, version and ``since``."""
+
+    version: int
+    since: str
+    outcome: WebhookOutcome
+
+
+@dataclass(frozen=True)
 class Observations:
     deployments: tuple[DeploymentState, ...] = ()
     model: ModelLoad | None = None
@@ -110,6 +119,7 @@ class Observations:
     analysis: AnalysisResult | None = None
     route: RouteObservation | None = None
     requests: tuple[Request, ...] = field(default_factory=tuple)
+    webhooks: tuple[WebhookResult, ...] = field(default_factory=tuple)
 
     def deployment(self, version: int | None) -> DeploymentState | None:
         if version is None:

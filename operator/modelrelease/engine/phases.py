@@ -18,6 +18,9 @@ ACTIVE_PHASES: frozenset[Phase] = frozenset({Phase.PROGRESSING, Phase.PAUSED, Ph
 TERMINAL_PHASES: frozenset[Phase] = frozenset({Phase.SUCCEEDED, Phase.ROLLED_BACK})
 """Phases with no candidate: only a spec change or a retry leaves them."""
 
+BAKING_NEXT: frozenset[Phase] = frozenset({Phase.BAKING, Phase.SUCCEEDED, Phase.ROLLED_BACK, Phase.PROGRESSING})
+"""A bake ends passed or rolled back; a new version in Git ends it early (its rollout starts)."""
+
 _IN_ROLLOUT = {
     Phase.PROGRESSING,
     Phase.PAUSED,
@@ -25,6 +28,7 @@ _IN_ROLLOUT = {
     Phase.SUCCEEDED,
     Phase.ROLLED_BACK,
     Phase.FAILED,
+    Phase.BAKING,
 }
 
 ALLOWED_TRANSITIONS: Mapping[Phase, frozenset[Phase]] = {
@@ -34,7 +38,9 @@ ALLOWED_TRANSITIONS: Mapping[Phase, frozenset[Phase]] = {
     Phase.PAUSED: frozenset(_IN_ROLLOUT),
     Phase.AWAITING_APPROVAL: frozenset(_IN_ROLLOUT),
     Phase.ROLLED_BACK: frozenset({Phase.ROLLED_BACK, Phase.PROGRESSING, Phase.SUCCEEDED}),
-    Phase.FAILED: frozenset({Phase.FAILED, Phase.PROGRESSING, Phase.ROLLED_BACK, Phase.SUCCEEDED}),
+    Phase.BAKING: BAKING_NEXT,
+    # Baking: a promote request, once the spec turned automatic rollback (and a bake) on.
+    Phase.FAILED: frozenset({Phase.FAILED, Phase.PROGRESSING, Phase.ROLLED_BACK, Phase.SUCCEEDED, Phase.BAKING}),
 }
 
 

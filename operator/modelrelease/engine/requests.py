@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from modelrelease.api.status import Phase
 from modelrelease.engine.actions import ConsumeRequest
+from modelrelease.engine.bake import abort_or_promote
 from modelrelease.engine.context import Pass
 from modelrelease.engine.lifecycle import promote, rollback, start_rollout
 from modelrelease.engine.observations import Request
@@ -40,6 +41,8 @@ def _apply(ctx: Pass, request: Request) -> str | None:
         return _retry(ctx)
     if request.kind == "resume":
         return _resume(ctx, candidate)
+    if status.phase == Phase.BAKING and candidate is None and request.kind in ("abort", "promote"):
+        return abort_or_promote(ctx, request.kind)
     if not has_candidate or candidate is None:
         return "no rollout in progress"
     if request.kind == "pause":

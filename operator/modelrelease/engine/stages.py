@@ -13,8 +13,10 @@ from __future__ import annotations
 from modelrelease.api.duration import parse_duration
 from modelrelease.api.spec import ModelReleaseSpec, Stage
 from modelrelease.engine.actions import RunAnalysis, RunSmoke
+from modelrelease.engine.bake import deciding, keep_evidence
 from modelrelease.engine.clock import as_utc, elapsed_since, format_time, parse_time
 from modelrelease.engine.context import Pass, Wait
+from modelrelease.engine.hooks import awaiting_confirmation, pre_rollout_cleared
 from modelrelease.engine.lifecycle import enter_stage, fail, promote, restart_candidate
 from modelrelease.engine.verdicts import (
     complete_results,
@@ -61,6 +63,8 @@ def advance_candidate(ctx: Pass) -> None:
         return
     _forget_readiness_if_recreated(ctx, version)
     if ctx.status.candidate_ready_at is None and not _await_ready(ctx, version):
+        return
+    if not pre_rollout_cleared(ctx, version):
         return
     if not ctx.spec.stages:
         if not ctx.paused:
@@ -338,6 +342,10 @@ def _try_complete(ctx: Pass, version: int, stage: Stage) -> None:
         ctx.wait = Wait.APPROVAL
         ctx.waiting_for = f"waiting for modelrelease.io/approve: {stage.name}"
         return
+    if awaiting_confirmation(ctx, version):
+        ctx.wait = Wait.CONFIRMATION
+        ctx.waiting_for = "waiting for the confirmPromotion webhook to answer 2xx"
+        return
     _complete_stage(ctx, version, stage)
 
 
@@ -355,8 +363,15 @@ def _complete_stage(ctx: Pass, version: int, stage: Stage) -> None:
     index = status.stage.index
     passed = status.analysis.passed
     ctx.record(
-        version, "StageCompleted", "StagePassed", f"stage {stage.name} passed ({passed} passing checks)", stage.name
+        version,
+        "StageCompleted",
+        "StagePassed",
+        f"stage {stage.name} passed ({passed} passing checks)",
+        stage.name,
+        metrics=deciding(status.analysis.metrics),
     )
+    if has_traffic(stage):
+        keep_evidence(ctx, version, stage.name)
     if index + 1 < len(ctx.spec.stages):
         enter_stage(ctx, index + 1)
         following = ctx.spec.stages[index + 1].name

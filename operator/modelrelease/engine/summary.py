@@ -18,6 +18,7 @@ _PHASE_FOR_WAIT = {
     Wait.NO_DATA: Phase.PAUSED,
     Wait.HELD: Phase.PAUSED,
     Wait.APPROVAL: Phase.AWAITING_APPROVAL,
+    Wait.CONFIRMATION: Phase.AWAITING_APPROVAL,
 }
 
 _WAIT_WORDS = {
@@ -104,6 +105,8 @@ def _progressing(ctx: Pass, active: bool) -> tuple[ConditionStatus, str]:
         return "False", ctx.wait.value
     if phase == Phase.INITIALIZING:
         return "True", "Initializing"
+    if phase == Phase.BAKING:
+        return "True", "Baking"
     return "False", {
         Phase.SUCCEEDED: "RolloutComplete",
         Phase.ROLLED_BACK: "RolledBack",

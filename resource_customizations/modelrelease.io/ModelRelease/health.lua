@@ -39,6 +39,10 @@ local default
 if phase == "Succeeded" then
   hs.status = "Healthy"
   default = version(status.stableVersion) .. " is stable"
+elseif phase == "Baking" then
+  hs.status = "Progressing"
+  default = version(status.stableVersion) .. " baking; " .. version(status.bake and status.bake.previousVersion)
+    .. " kept warm"
 elseif phase == "Initializing" or phase == "Progressing" then
   hs.status = "Progressing"
   default = version(status.candidateVersion) .. " rolling out: " .. stage_text()
