@@ -1,0 +1,137 @@
+"""Prometheus 3 for devstack, built from its Go module by ``make setup`` and cached by version.
+
+Why from source: Debian's package is Prometheus 2.42, built without the
+Kubernetes service discovery plugin, so devstack had to emulate
+``kubernetes_sd_configs`` with a pod-listing supervisor of its own.  Built
+from ``github.com/prometheus/prometheus`` (module v0.316.0 is Prometheus
+3.16.0), Prometheus discovers the model pods through the local API server
+itself, with the same relabelling the chart's PodMonitor gives users.
+
+How it is built (measured facts, see docs/metrics.md and the README):
+
+- inside the module's own directory with ``GOWORK=off``: the module ships a
+  go.work that lists directories its zip does not contain;
+- with the version ldflags of ``github.com/prometheus/common/version``, or
+  ``prometheus --version`` names no version;
+- without the ``builtinassets`` tag: the React UI's compiled assets are not
+  in the module, so the web UI answers 500 while the HTTP API (all devstack
+  and the operator use) works;
+- at ``nice 10`` and ``-p 2``, like the control plane and Traefik, because a
+  build shares the machine with running clusters and tests.
+
+The binary lands in ``~/.cache/modelrelease/bin/prometheus/<version>/`` with
+a recipe stamp (a change rebuilds) and the build's wall time, CPU time and
+peak RSS (``build-measurements.json``), which ``make setup`` prints.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from devstack import cache_root
+from devstack.gateway import module_dir, parse_time_v
+
+PROMETHEUS_MODULE = "github.com/prometheus/prometheus"
+PROMETHEUS_MODULE_VERSION = "v0.316.0"
+VERSION_PACKAGE = "github.com/prometheus/common/version"
+
+
+class MonitoringBuildError(RuntimeError):
+    """Prometheus could not be fetched or built."""
+
+
+def _env() -> dict[str, str]:
+    """GOWORK=off: the module's go.work names directories its zip lacks; the module's own go.sum, read-only."""
+    return dict(os.environ, CGO_ENABLED="0", GOWORK="off", GOTOOLCHAIN="local", GOFLAGS="-mod=readonly")
+
+
+def prometheus_release(module_version: str = PROMETHEUS_MODULE_VERSION) -> str:
+    """The Prometheus release a module version stands for: v0.316.0 is 3.16.0 (v0.3MM.P is 3.MM.P)."""
+    major_minor, patch = module_version.removeprefix("v0.").split(".")
+    number = int(major_minor)
+    return f"{number // 100}.{number % 100}.{patch}"
+
+
+def prometheus_dir() -> Path:
+    return cache_root() / "bin" / "prometheus" / PROMETHEUS_MODULE_VERSION
+
+
+def prometheus_binary() -> Path:
+    return prometheus_dir() / "prometheus"
+
+
+def _recipe() -> str:
+    return (
+        f"{PROMETHEUS_MODULE}@{PROMETHEUS_MODULE_VERSION} ./cmd/prometheus -trimpath -s -w "
+        f"version={prometheus_release()} GOWORK=off CGO_ENABLED=0\n"
+    )
+
+
+def prometheus_current() -> bool:
+    stamp = prometheus_dir() / ".recipe"
+    return prometheus_binary().exists() and stamp.exists() and stamp.read_text() == _recipe()
+
+
+def _ldflags(version: str) -> str:
+    stamp = datetime.fromtimestamp(0, UTC).strftime("%Y%m%d-%H:%M:%S")  # reproducible, like the control plane
+    fields = {
+        "Version": version,
+        "Revision": PROMETHEUS_MODULE_VERSION,
+        "Branch": "module",
+        "BuildUser": "devstack",
+        "BuildDate": stamp,
+    }
+    return " ".join(["-s", "-w", *(f"-X {VERSION_PACKAGE}.{key}={value}" for key, value in fields.items())])
+
+
+def build_prometheus(force: bool = False) -> dict[str, float]:
+    """Build Prometheus once per version; returns its measurements (empty when it was already built)."""
+    if not force and prometheus_current():
+        return {}
+    if shutil.which("go") is None:
+        raise MonitoringBuildError("the Go toolchain is not on PATH; install Go >= 1.25 first")
+    started = time.monotonic()
+    try:
+        source = module_dir(PROMETHEUS_MODULE, PROMETHEUS_MODULE_VERSION)
+    except RuntimeError as error:
+        raise MonitoringBuildError(str(error)) from error
+    out = prometheus_dir()
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = out / ".prometheus.tmp"
+    report = out / "build-time.txt"
+    cmd = ["go", "build", "-p", "2", "-trimpath", "-ldflags", _ldflags(prometheus_release()), "-o", str(tmp)]
+    cmd.append("./cmd/prometheus")
+    if shutil.which("nice"):
+        cmd = ["nice", "-n", "10", *cmd]
+    timed = ["/usr/bin/time", "-v", "-o", str(report), *cmd] if Path("/usr/bin/time").exists() else cmd
+    print("+ (in", source, ")", " ".join(cmd), flush=True)
+    subprocess.run(timed, cwd=source, env=_env(), check=True)
+    tmp.rename(prometheus_binary())
+    (out / ".recipe").write_text(_recipe())
+    measured = parse_time_v(report.read_text()) if report.exists() else {}
+    measured["wall_seconds_with_download"] = time.monotonic() - started
+    measured.setdefault("wall_seconds", measured["wall_seconds_with_download"])
+    (out / "build-measurements.json").write_text(json.dumps(measured, indent=2) + "\n")
+    return measured
+
+
+def setup() -> dict[str, float]:
+    """``make setup``'s step: Prometheus 3 from its module (empty measurements when cached)."""
+    return build_prometheus()
+
+
+def main() -> int:
+    measured = setup()
+    print(json.dumps(measured or {"cached": str(prometheus_binary())}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
