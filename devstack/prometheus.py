@@ -58,6 +58,10 @@ def targets_dir(state_dir: Path) -> Path:
     return prometheus_dir(state_dir) / "targets"
 
 
+def rules_dir(state_dir: Path) -> Path:
+    return prometheus_dir(state_dir) / "rules"
+
+
 def _sanitize(name: str) -> str:
     """Prometheus' SanitizeLabelName: every character outside [a-zA-Z0-9_] becomes ``_``."""
     return re.sub(r"[^a-zA-Z0-9_]", "_", name)
@@ -99,7 +103,14 @@ def pod_relabel_configs() -> list[dict[str, Any]]:
 
 
 def config(state_dir: Path, kubeconfig: Path | None) -> dict[str, Any]:
-    """Without a kubeconfig only the static (file_sd) job is configured: Prometheus without a cluster."""
+    """Without a kubeconfig only the static (file_sd) job is configured: Prometheus without a cluster.
+
+    Rule files in ``rules_dir`` (alerting and recording rules, e.g. the chart's
+    PrometheusRule groups) are loaded at start and on ``reload``.  Static
+    targets keep the labels their series carry (``honor_labels``, as the
+    chart's ServiceMonitor has it), so the operator's per-release
+    ``namespace`` is not renamed by a target's own ``namespace`` label.
+    """
     scrape_configs: list[dict[str, Any]] = []
     if kubeconfig is not None:
         scrape_configs.append(
@@ -112,6 +123,7 @@ def config(state_dir: Path, kubeconfig: Path | None) -> dict[str, Any]:
     scrape_configs.append(
         {
             "job_name": STATIC_JOB,
+            "honor_labels": True,
             "file_sd_configs": [{"files": [str(targets_dir(state_dir) / "*.json")], "refresh_interval": "1s"}],
         }
     )
@@ -121,6 +133,7 @@ def config(state_dir: Path, kubeconfig: Path | None) -> dict[str, Any]:
             "scrape_timeout": SCRAPE_INTERVAL,
             "evaluation_interval": SCRAPE_INTERVAL,
         },
+        "rule_files": [str(rules_dir(state_dir) / "*.yml")],
         "scrape_configs": scrape_configs,
     }
 
@@ -128,6 +141,7 @@ def config(state_dir: Path, kubeconfig: Path | None) -> dict[str, Any]:
 def write_config(state_dir: Path, kubeconfig: Path | None) -> Path:
     directory = prometheus_dir(state_dir)
     targets_dir(state_dir).mkdir(parents=True, exist_ok=True)
+    rules_dir(state_dir).mkdir(parents=True, exist_ok=True)
     path = directory / "prometheus.yml"
     _write_atomically(path, yaml.safe_dump(config(state_dir, kubeconfig), sort_keys=False))
     return path

@@ -1,4 +1,4 @@
-"""The operator's rollout metrics and the chart's dashboard, read during real rollouts on devstack.
+"""The operator's rollout metrics, the chart's dashboard and its alerts, during real rollouts on devstack.
 
 One release goes v1 stable, v2 through smoke, an approval-gated canary and
 full to promotion, then v3 (a worse model) rolled back; at each stage the
@@ -6,6 +6,12 @@ operator's ``/metrics`` must show what its status says, at that moment.
 The operator is scraped by devstack's Prometheus meanwhile, and afterwards
 every query of the Grafana dashboard, selecting this release, must return
 data over the rollouts' time range.
+
+The chart's PrometheusRule groups (rendered by helm with short ``for``
+durations) run in a Prometheus of the module's own that scrapes the
+operator under the job name the chart's ServiceMonitor gives it: the
+rollback, the wait for approval, the inconclusive analysis, an operator
+without a leader and an operator down must each fire their alert.
 """
 
 from __future__ import annotations
@@ -13,9 +19,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
+from chart_support import OPERATOR_NAMESPACE, one, render
 from dashboard_support import load, queries, substitute
 from prometheus_client.parser import text_string_to_metric_families
 from rollout_support import ACCURACY_RATIO, OperatorProcess, Releases
@@ -41,6 +50,10 @@ ROLLBACK_STAGES = [
     {"name": "full", "weight": 100},
 ]
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+CHART_RELEASE = "mr"
+OPERATOR_JOB = {"job": f"{CHART_RELEASE}-modelrelease-metrics", "namespace": OPERATOR_NAMESPACE}
+"""The labels the chart's ServiceMonitor gives the operator's targets (job: the metrics Service's name)."""
+ALERT_DURATIONS = {"waitingFor": "3s", "inconclusiveFor": "3s", "operatorDownFor": "3s"}
 
 
 @pytest.fixture(scope="module")
@@ -60,6 +73,33 @@ def scraped_operator(cluster: Cluster, operator_process: OperatorProcess) -> Ite
         yield operator_process
     finally:
         prometheus.unregister_target(cluster.state_dir, job, address)
+
+
+@pytest.fixture(scope="module")
+def alerting(
+    cluster: Cluster, operator_process: OperatorProcess, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[str, Path]]:
+    """A Prometheus with the chart's alerting rules, scraping the module's operator as its ServiceMonitor would."""
+    values = {
+        "metrics.prometheusRule.enabled": True,
+        **{f"metrics.prometheusRule.{k}": v for k, v in ALERT_DURATIONS.items()},
+    }
+    rule = one(render(values, release=CHART_RELEASE), "PrometheusRule")
+    state_dir = tmp_path_factory.mktemp("alerting")
+    prometheus.rules_dir(state_dir).mkdir(parents=True)
+    (prometheus.rules_dir(state_dir) / "modelrelease.yml").write_text(
+        yaml.safe_dump({"groups": rule["spec"]["groups"]})
+    )
+    with prometheus.serve(state_dir) as url:
+        address = operator_process.metrics_url.removeprefix("http://")
+        prometheus.register_target(state_dir, OPERATOR_JOB["job"], address, OPERATOR_JOB)
+        wait_for(lambda: prometheus.query_value(url, "sum(modelrelease_leader)") == 1, 60, message="leader scraped")
+        yield url, state_dir
+
+
+def _firing(url: str, alert: str, **labels: str) -> list[dict[str, Any]]:
+    selector = ",".join(f'{k}="{v}"' for k, v in {"alertname": alert, "alertstate": "firing", **labels}.items())
+    return prometheus.query(url, f"ALERTS{{{selector}}}")
 
 
 def _samples(operator: OperatorProcess) -> Samples:
@@ -159,9 +199,11 @@ def _counter(operator: OperatorProcess, name: str, releases: Releases, reason: s
 
 
 def test_rollout_metrics_follow_a_promotion_and_a_rollback_and_every_dashboard_query_has_data(
-    releases: Releases, traffic: Any, scraped_operator: OperatorProcess, cluster: Cluster
+    releases: Releases, traffic: Any, scraped_operator: OperatorProcess, cluster: Cluster, alerting: tuple[str, Path]
 ) -> None:
     operator = scraped_operator
+    alerts_url = alerting[0]
+    own = {"namespace": releases.namespace, "release": releases.name}
     started = time.time()
     releases.apply(releases.manifest(1, stages=PROMOTION_STAGES))
     status, gauges = _settled(releases, operator, lambda s: s.get("phase") == "Succeeded", 120)
@@ -198,6 +240,11 @@ def test_rollout_metrics_follow_a_promotion_and_a_rollback_and_every_dashboard_q
             30,
             message="time in stage grows while the stage waits",
         )
+        wait_for(
+            lambda: _firing(alerts_url, "ModelReleaseWaitingTooLong", phase="AwaitingApproval", **own),
+            60,
+            message="the alert on a release waiting too long fires",
+        )
         releases.annotate("modelrelease.io/approve", "canary-25")
 
         status, gauges = _settled(releases, operator, lambda s: s.get("stableVersion") == 2, 120)
@@ -214,6 +261,7 @@ def test_rollout_metrics_follow_a_promotion_and_a_rollback_and_every_dashboard_q
     assert gauges[_key("modelrelease_release_stable_version")] == 2
     assert _key("modelrelease_release_candidate_version") not in gauges
     assert _counter(operator, "modelrelease_rollbacks_total", releases, "AnalysisFailed") == 1
+    wait_for(lambda: _firing(alerts_url, "ModelReleaseRolledBack", **own), 60, message="the rollback alert fires")
     operator_wide = _samples(operator)
     assert operator_wide[_key("modelrelease_leader")] == 1
     assert operator_wide[_key("modelrelease_reconcile_duration_seconds_count", outcome="ok")] > 10
@@ -234,7 +282,7 @@ def test_rollout_metrics_follow_a_promotion_and_a_rollback_and_every_dashboard_q
 
 
 def test_queries_prometheus_cannot_answer_are_counted_and_leave_the_verdict_inconclusive(
-    releases: Releases, operator_process: OperatorProcess
+    releases: Releases, operator_process: OperatorProcess, alerting: tuple[str, Path]
 ) -> None:
     errors_before = _samples(operator_process)[_key("modelrelease_prometheus_query_errors_total")]
     stages = [{"name": "canary", "weight": 50, "duration": "60s"}, {"name": "full", "weight": 100}]
@@ -256,6 +304,47 @@ def test_queries_prometheus_cannot_answer_are_counted_and_leave_the_verdict_inco
     assert _key("modelrelease_release_metric_value", metric="accuracy", role="candidate") not in gauges
     errors = _samples(operator_process)[_key("modelrelease_prometheus_query_errors_total")]
     assert errors > errors_before
+    own = {"namespace": releases.namespace, "release": releases.name, "metric": "accuracy"}
+    wait_for(
+        lambda: _firing(alerting[0], "ModelReleaseAnalysisInconclusive", **own),
+        60,
+        message="the alert on an inconclusive analysis fires",
+    )
+
+
+def test_an_operator_without_a_leader_and_an_operator_down_fire_their_alerts(
+    cluster: Cluster,
+    operator_process: OperatorProcess,
+    alerting: tuple[str, Path],
+    tmp_path: Path,
+    namespace_prefix: str,
+) -> None:
+    url, state_dir = alerting
+    assert not _firing(url, "ModelReleaseOperatorWithoutLeader")
+    assert not _firing(url, "ModelReleaseOperatorDown")
+    # A second replica of the module's operator: same Lease, so it stands by while the first leads.
+    standby = OperatorProcess(
+        cluster=cluster,
+        namespaces=f"{namespace_prefix}-*",
+        log_path=tmp_path / "standby.log",
+        identity=f"standby-{namespace_prefix}",
+        lease_name=operator_process.lease_name,
+    )
+    leader = operator_process.metrics_url.removeprefix("http://")
+    standby_address = standby.metrics_url.removeprefix("http://")
+    standby.start()
+    try:
+        # Only the standby is scraped: up, but nobody among the scraped replicas leads.
+        prometheus.register_target(state_dir, OPERATOR_JOB["job"], standby_address, OPERATOR_JOB)
+        prometheus.unregister_target(state_dir, OPERATOR_JOB["job"], leader)
+        wait_for(lambda: _firing(url, "ModelReleaseOperatorWithoutLeader"), 60, message="no-leader alert fires")
+        assert not _firing(url, "ModelReleaseOperatorDown")
+        standby.stop()
+        wait_for(lambda: _firing(url, "ModelReleaseOperatorDown"), 60, message="operator-down alert fires")
+    finally:
+        standby.stop()
+        prometheus.unregister_target(state_dir, OPERATOR_JOB["job"], standby_address)
+        prometheus.register_target(state_dir, OPERATOR_JOB["job"], leader, OPERATOR_JOB)
 
 
 def _phase_query(releases: Releases, phase: str) -> str:

@@ -1,4 +1,4 @@
-"""The chart's Grafana dashboard ConfigMap and the ServiceMonitor that feeds it, as helm renders them."""
+"""The chart's monitoring objects as helm renders them: the Grafana dashboard, the ServiceMonitor, the alerts."""
 
 from __future__ import annotations
 
@@ -35,3 +35,26 @@ def test_the_service_monitor_keeps_the_release_labels_of_the_operators_series() 
     )
     endpoint = one(docs, "ServiceMonitor")["spec"]["endpoints"][0]
     assert endpoint["honorLabels"] is True
+
+
+def test_the_prometheus_rule_alerts_on_rollbacks_waits_inconclusive_analysis_and_the_operator() -> None:
+    docs = render({"metrics.prometheusRule.enabled": True, "metrics.prometheusRule.waitingFor": "2h"})
+    rule = one(docs, "PrometheusRule")
+    alerts = {r["alert"]: r for group in rule["spec"]["groups"] for r in group["rules"]}
+    assert set(alerts) == {
+        "ModelReleaseRolledBack",
+        "ModelReleaseWaitingTooLong",
+        "ModelReleaseAnalysisInconclusive",
+        "ModelReleaseOperatorDown",
+        "ModelReleaseOperatorWithoutLeader",
+    }
+    assert alerts["ModelReleaseWaitingTooLong"]["for"] == "2h"
+    # The operator's alerts select the job the ServiceMonitor scrapes: the metrics Service of this install.
+    service = next(s for s in of_kind(docs, "Service") if s["metadata"]["name"].endswith("-metrics"))
+    selector = f'job="{service["metadata"]["name"]}",namespace="modelrelease-system"'
+    assert selector in alerts["ModelReleaseOperatorDown"]["expr"]
+    assert selector in alerts["ModelReleaseOperatorWithoutLeader"]["expr"]
+
+
+def test_no_prometheus_rule_unless_asked_for() -> None:
+    assert not of_kind(render(), "PrometheusRule")
