@@ -220,7 +220,8 @@ def test_rollout_metrics_follow_a_promotion_and_a_rollback_and_every_dashboard_q
         # The canary at the weight the router reached, judged: verdicts and values as status has them.
         def judged_at_weight(s: dict[str, Any]) -> bool:
             stage, metrics = s.get("stage") or {}, (s.get("analysis") or {}).get("metrics") or []
-            return stage.get("name") == "canary-25" and stage.get("actualWeight") == 25 and bool(metrics)
+            counted = any((m.get("samples") or 0) > 0 for m in metrics)
+            return stage.get("name") == "canary-25" and stage.get("actualWeight") == 25 and counted
 
         status, gauges = _settled(releases, operator, judged_at_weight, 150)
         assert gauges[_key("modelrelease_release_stage_index", stage="canary-25")] == 1
