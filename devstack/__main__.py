@@ -42,8 +42,17 @@ def _setup(_: argparse.Namespace) -> int:
             f"devstack setup: traefik {gateway.TRAEFIK_VERSION} built in {traefik['wall_seconds']:.0f} s wall, "
             f"{traefik.get('cpu_seconds', 0):.0f} CPU-s, peak RSS {traefik.get('peak_rss_mib', 0):.0f} MiB"
         )
+    from devstack import monitoring
+
+    t0 = time.monotonic()
+    built = monitoring.setup()
+    timings["prometheus 3 (go build)"] = time.monotonic() - t0
+    if built:
+        print(
+            f"devstack setup: prometheus {monitoring.prometheus_release()} built in {built['wall_seconds']:.0f} s wall, "
+            f"{built.get('cpu_seconds', 0):.0f} CPU-s, peak RSS {built.get('peak_rss_mib', 0):.0f} MiB"
+        )
     for name, step in (
-        ("prometheus (apt)", _optional_step("prometheus", "ensure_installed")),
         ("savedmodels (train)", _optional_step("models", "ensure_models")),
         ("tmux (apt)", _optional_step("tools", "ensure_tmux")),
     ):

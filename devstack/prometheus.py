@@ -1,41 +1,29 @@
-"""Prometheus for devstack: Debian's package, our own config, started by ``python -m devstack up``.
+"""Prometheus for devstack: Prometheus 3 built from its Go module, our own config, started by ``devstack up``.
 
-Why Debian's binary and a generated config: the operator under test talks to a
-real Prometheus, discovering real pods through the local API server exactly as
-a cluster's PodMonitor would, so per-version labels come from the same
-relabelling the Helm chart documents.  Static targets (the traffic generator,
-the operator's metrics port) are file_sd JSON files, so registering one never
-needs a restart or a reload.
+Why a generated config and a real Prometheus: the operator under test talks
+to a real Prometheus that discovers the model pods through the local API
+server with ``kubernetes_sd_configs`` (role pod), exactly as a cluster's
+Prometheus does, and relabels them as the Helm chart's PodMonitor does
+(``version`` and ``release`` from the pod labels ``modelrelease.io/version``
+and ``modelrelease.io/release``, plus ``namespace`` and ``pod``): the labels
+every built-in analysis template queries by.  Static targets (the traffic
+generator, an operator's metrics port) are file_sd JSON files, so
+registering one never needs a restart or a reload.
 
-The package's own systemd unit is never used: we run ``/usr/bin/prometheus``
-with a config, data directory and loopback listen address under the state dir.
-
-Debian builds Prometheus without the Kubernetes service discovery plugin
-(``kubernetes_sd_configs`` is an unknown field to its 2.42), so when
-``promtool`` refuses that field, ``command()`` runs Prometheus under
-``python -m devstack.prometheus run``: a small supervisor that lists pods
-through the API every second and writes them to a file_sd file with the very
-``__meta_kubernetes_pod_*`` labels the plugin would produce.  The relabelling
-is the same either way and is done by Prometheus itself.
+The binary is built and cached by ``make setup`` (``devstack.monitoring``);
+Debian's package (2.42, without the Kubernetes discovery plugin) is no
+longer used.  Its web UI answers 500 (the UI's assets are not in the Go
+module); the HTTP API works.
 """
 
 from __future__ import annotations
 
-import argparse
-import ctypes
-import functools
 import json
-import os
 import re
-import shutil
-import signal
 import socket
 import subprocess
-import sys
-import tempfile
-import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -43,7 +31,6 @@ from typing import Any
 import httpx
 import yaml
 
-BINARY = Path("/usr/bin/prometheus")
 SCRAPE_INTERVAL = "1s"
 # Short: devstack data is only ever looked at while a test or demo runs.
 RETENTION = "2h"
@@ -52,41 +39,15 @@ STATIC_JOB = "devstack-static"
 
 
 class PrometheusNotInstalled(RuntimeError):
-    """Prometheus is missing and this process cannot install it."""
+    """Prometheus has not been built yet."""
 
 
 def find_binary() -> Path | None:
-    found = shutil.which("prometheus")
-    if found:
-        return Path(found)
-    return BINARY if BINARY.exists() else None
+    """The Prometheus ``make setup`` built (devstack.monitoring), or None before it has."""
+    from devstack import monitoring
 
-
-def ensure_installed() -> Path:
-    """Return the prometheus binary, installing Debian's package first when it is missing.
-
-    Cheap when present, so ``make setup`` can call it every time.
-    """
-    binary = find_binary()
-    if binary is not None:
-        return binary
-    if os.geteuid() != 0:
-        raise PrometheusNotInstalled(
-            "prometheus is not installed and this user cannot install it: run "
-            "`sudo apt-get update && sudo apt-get install -y prometheus` (Debian/Ubuntu), "
-            "or put a prometheus binary (2.40 or newer) on PATH, then run `make setup` again."
-        )
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    subprocess.run(["apt-get", "update", "-q"], check=True, env=env)
-    subprocess.run(
-        ["apt-get", "install", "-y", "-q", "--no-install-recommends", "prometheus"],
-        check=True,
-        env=env,
-    )
-    binary = find_binary()
-    if binary is None:
-        raise PrometheusNotInstalled("apt-get installed prometheus but no prometheus binary was found")
-    return binary
+    binary = monitoring.prometheus_binary()
+    return binary if binary.exists() else None
 
 
 def prometheus_dir(state_dir: Path) -> Path:
@@ -97,8 +58,8 @@ def targets_dir(state_dir: Path) -> Path:
     return prometheus_dir(state_dir) / "targets"
 
 
-def discovered_dir(state_dir: Path) -> Path:
-    return prometheus_dir(state_dir) / "discovered"
+def rules_dir(state_dir: Path) -> Path:
+    return prometheus_dir(state_dir) / "rules"
 
 
 def _sanitize(name: str) -> str:
@@ -113,20 +74,6 @@ def _label_meta(label: str) -> str:
 
 def _annotation_meta(annotation: str) -> str:
     return "__meta_kubernetes_pod_annotation_" + _sanitize(annotation)
-
-
-@functools.cache
-def supports_kubernetes_sd(binary: Path) -> bool:
-    """Whether this Prometheus build has the Kubernetes SD plugin (Debian's does not); asks its promtool."""
-    promtool = binary.with_name("promtool")
-    if not promtool.exists():
-        return True  # an upstream tarball build: every plugin is in
-    probe = {"scrape_configs": [{"job_name": "probe", "kubernetes_sd_configs": [{"role": "pod"}]}]}
-    with tempfile.NamedTemporaryFile("w", suffix=".yml") as handle:
-        handle.write(yaml.safe_dump(probe))
-        handle.flush()
-        result = subprocess.run([str(promtool), "check", "config", handle.name], capture_output=True, check=False)
-    return result.returncode == 0
 
 
 def pod_relabel_configs() -> list[dict[str, Any]]:
@@ -155,23 +102,28 @@ def pod_relabel_configs() -> list[dict[str, Any]]:
     ]
 
 
-def config(state_dir: Path, kubeconfig: Path | None, native_kubernetes_sd: bool = True) -> dict[str, Any]:
+def config(state_dir: Path, kubeconfig: Path | None) -> dict[str, Any]:
     """Without a kubeconfig only the static (file_sd) job is configured: Prometheus without a cluster.
 
-    Without ``native_kubernetes_sd`` the pod job reads what ``run`` discovers
-    (same meta labels, same relabelling).
+    Rule files in ``rules_dir`` (alerting and recording rules, e.g. the chart's
+    PrometheusRule groups) are loaded at start and on ``reload``.  Static
+    targets keep the labels their series carry (``honor_labels``, as the
+    chart's ServiceMonitor has it), so the operator's per-release
+    ``namespace`` is not renamed by a target's own ``namespace`` label.
     """
     scrape_configs: list[dict[str, Any]] = []
     if kubeconfig is not None:
-        discovery: dict[str, Any] = (
-            {"kubernetes_sd_configs": [{"role": "pod", "kubeconfig_file": str(kubeconfig)}]}
-            if native_kubernetes_sd
-            else {"file_sd_configs": [{"files": [str(discovered_dir(state_dir) / "*.json")], "refresh_interval": "1s"}]}
+        scrape_configs.append(
+            {
+                "job_name": POD_SCRAPE_JOB,
+                "kubernetes_sd_configs": [{"role": "pod", "kubeconfig_file": str(kubeconfig)}],
+                "relabel_configs": pod_relabel_configs(),
+            }
         )
-        scrape_configs.append({"job_name": POD_SCRAPE_JOB, **discovery, "relabel_configs": pod_relabel_configs()})
     scrape_configs.append(
         {
             "job_name": STATIC_JOB,
+            "honor_labels": True,
             "file_sd_configs": [{"files": [str(targets_dir(state_dir) / "*.json")], "refresh_interval": "1s"}],
         }
     )
@@ -181,169 +133,37 @@ def config(state_dir: Path, kubeconfig: Path | None, native_kubernetes_sd: bool 
             "scrape_timeout": SCRAPE_INTERVAL,
             "evaluation_interval": SCRAPE_INTERVAL,
         },
+        "rule_files": [str(rules_dir(state_dir) / "*.yml")],
         "scrape_configs": scrape_configs,
     }
 
 
-def write_config(state_dir: Path, kubeconfig: Path | None, native_kubernetes_sd: bool = True) -> Path:
+def write_config(state_dir: Path, kubeconfig: Path | None) -> Path:
     directory = prometheus_dir(state_dir)
     targets_dir(state_dir).mkdir(parents=True, exist_ok=True)
-    discovered_dir(state_dir).mkdir(parents=True, exist_ok=True)
+    rules_dir(state_dir).mkdir(parents=True, exist_ok=True)
     path = directory / "prometheus.yml"
-    _write_atomically(path, yaml.safe_dump(config(state_dir, kubeconfig, native_kubernetes_sd), sort_keys=False))
+    _write_atomically(path, yaml.safe_dump(config(state_dir, kubeconfig), sort_keys=False))
     return path
 
 
 def command(state_dir: Path, kubeconfig: Path | None, listen: str) -> list[str]:
-    """Write the config under ``state_dir/prometheus`` and return the argv that runs Prometheus on it.
-
-    With a Prometheus that lacks Kubernetes SD the argv is the ``run``
-    supervisor wrapping the same Prometheus argv; stopping it stops both.
-    """
+    """Write the config under ``state_dir/prometheus`` and return the argv that runs Prometheus on it."""
     binary = find_binary()
     if binary is None:
-        raise PrometheusNotInstalled("prometheus is not installed: run `make setup` (python -m devstack setup)")
-    native = kubeconfig is None or supports_kubernetes_sd(binary)
-    config_path = write_config(state_dir, kubeconfig, native)
+        raise PrometheusNotInstalled("prometheus is not built: run `make setup` (python -m devstack setup)")
+    config_path = write_config(state_dir, kubeconfig)
     data = prometheus_dir(state_dir) / "data"
     data.mkdir(parents=True, exist_ok=True)
-    argv = [
+    return [
         str(binary),
         f"--config.file={config_path}",
         f"--storage.tsdb.path={data}",
         f"--storage.tsdb.retention.time={RETENTION}",
         f"--web.listen-address={listen}",
         "--web.enable-lifecycle",
-        # Debian's defaults point at /usr/share paths that a user install may lack.
-        f"--web.console.templates={data / 'consoles'}",
-        f"--web.console.libraries={data / 'console_libraries'}",
         "--log.level=warn",
     ]
-    if native:
-        return argv
-    assert kubeconfig is not None
-    discovery_file = discovered_dir(state_dir) / "pods.json"
-    return [
-        sys.executable,
-        "-m",
-        "devstack.prometheus",
-        "run",
-        f"--kubeconfig={kubeconfig}",
-        f"--pods-file={discovery_file}",
-        "--",
-        *argv,
-    ]
-
-
-# --- pod discovery for a Prometheus without the Kubernetes SD plugin ---------------------------------------------
-
-
-def pod_target_groups(pods: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """file_sd groups with the labels Prometheus' Kubernetes SD (role pod) gives each container port."""
-    groups = []
-    for pod in pods:
-        metadata, spec, status = pod.get("metadata") or {}, pod.get("spec") or {}, pod.get("status") or {}
-        ip = status.get("podIP")
-        if not ip:
-            continue
-        conditions = {c.get("type"): c.get("status") for c in status.get("conditions") or []}
-        labels: dict[str, str] = {
-            "__meta_kubernetes_namespace": metadata.get("namespace", ""),
-            "__meta_kubernetes_pod_name": metadata.get("name", ""),
-            "__meta_kubernetes_pod_uid": metadata.get("uid", ""),
-            "__meta_kubernetes_pod_ip": ip,
-            "__meta_kubernetes_pod_node_name": spec.get("nodeName", ""),
-            "__meta_kubernetes_pod_host_ip": status.get("hostIP", ""),
-            "__meta_kubernetes_pod_phase": status.get("phase", ""),
-            "__meta_kubernetes_pod_ready": str(conditions.get("Ready", "unknown")).lower(),
-        }
-        for owner in metadata.get("ownerReferences") or []:
-            if owner.get("controller"):
-                labels["__meta_kubernetes_pod_controller_kind"] = owner.get("kind", "")
-                labels["__meta_kubernetes_pod_controller_name"] = owner.get("name", "")
-        for key, value in (metadata.get("labels") or {}).items():
-            labels[_label_meta(key)] = value
-            labels["__meta_kubernetes_pod_labelpresent_" + _sanitize(key)] = "true"
-        for key, value in (metadata.get("annotations") or {}).items():
-            labels[_annotation_meta(key)] = value
-            labels["__meta_kubernetes_pod_annotationpresent_" + _sanitize(key)] = "true"
-        for container in spec.get("containers") or []:
-            container_labels = {**labels, "__meta_kubernetes_pod_container_name": container.get("name", "")}
-            ports = container.get("ports") or []
-            if not ports:
-                groups.append({"targets": [ip], "labels": container_labels})
-            for port in ports:
-                number = port.get("containerPort")
-                groups.append(
-                    {
-                        "targets": [f"{ip}:{number}"],
-                        "labels": {
-                            **container_labels,
-                            "__meta_kubernetes_pod_container_port_name": port.get("name", ""),
-                            "__meta_kubernetes_pod_container_port_number": str(number),
-                            "__meta_kubernetes_pod_container_port_protocol": port.get("protocol", "TCP"),
-                        },
-                    }
-                )
-    return groups
-
-
-def discover_pods_forever(kubeconfig: Path, pods_file: Path, stop: threading.Event, interval: float = 1.0) -> None:
-    """Rewrite ``pods_file`` whenever the cluster's pods change; API errors are reported and retried."""
-    from kubernetes import client, config
-
-    api = config.new_client_from_config(config_file=str(kubeconfig))  # type: ignore[no-untyped-call]
-    core = client.CoreV1Api(api)
-    written = None
-    while not stop.is_set():
-        try:
-            pods = api.sanitize_for_serialization(core.list_pod_for_all_namespaces(_request_timeout=10))
-            text = json.dumps(pod_target_groups(pods.get("items") or []), indent=1, sort_keys=True)
-            if text != written:
-                _write_atomically(pods_file, text)
-                written = text
-        except Exception as exc:  # the API server may be restarting; Prometheus keeps the last targets
-            print(f"devstack.prometheus: pod discovery: {exc}", file=sys.stderr, flush=True)
-        stop.wait(interval)
-
-
-def _die_with_parent() -> None:
-    """Runs in the child before exec: if the supervisor is killed outright, Prometheus gets SIGTERM too."""
-    pr_set_pdeathsig = 1
-    ctypes.CDLL(None).prctl(pr_set_pdeathsig, signal.SIGTERM)
-
-
-def run(kubeconfig: Path, pods_file: Path, prometheus_argv: list[str]) -> int:
-    """Supervise Prometheus and feed it the pods it cannot discover itself; exits with Prometheus' code."""
-    pods_file.parent.mkdir(parents=True, exist_ok=True)
-    stop = threading.Event()
-    discovery = threading.Thread(
-        target=discover_pods_forever, args=(kubeconfig, pods_file, stop), name="pod-discovery", daemon=True
-    )
-    discovery.start()
-    child = subprocess.Popen(prometheus_argv, preexec_fn=_die_with_parent)
-
-    def forward(signum: int, _frame: Any) -> None:
-        child.send_signal(signum)
-
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, forward)
-    code = child.wait()
-    stop.set()
-    discovery.join(timeout=5)
-    return code
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m devstack.prometheus")
-    sub = parser.add_subparsers(dest="command", required=True)
-    run_parser = sub.add_parser("run", help="run Prometheus with devstack's pod discovery (see the module doc)")
-    run_parser.add_argument("--kubeconfig", type=Path, required=True)
-    run_parser.add_argument("--pods-file", type=Path, required=True)
-    run_parser.add_argument("prometheus", nargs=argparse.REMAINDER, help="-- then Prometheus' own argv")
-    args = parser.parse_args(argv)
-    prometheus_argv = args.prometheus[1:] if args.prometheus[:1] == ["--"] else args.prometheus
-    return run(args.kubeconfig, args.pods_file, prometheus_argv)
 
 
 def _target_file_name(job: str, address: str) -> str:
@@ -460,7 +280,3 @@ def serve(
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-
-
-if __name__ == "__main__":
-    sys.exit(main())

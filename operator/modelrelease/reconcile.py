@@ -89,6 +89,7 @@ from modelrelease.metrics import (
     RECONCILE_SECONDS,
     ROLLBACKS,
     STAGE_TRANSITIONS,
+    record_release,
 )
 from modelrelease.observe import (
     VersionPods,
@@ -217,7 +218,7 @@ async def _reconcile(ctx: OperatorContext, namespace: str, name: str) -> PassOut
     body = new_status.model_dump(by_alias=True, mode="json") if new_status != status else None
     resource_version = await kube.patch_status(namespace, name, metadata["resourceVersion"], body)
     ctx.webhooks.collect(namespace, name, spec, new_status)  # deliveries this pass asked for start now, unawaited
-    _count(status, new_status, decision)
+    _count(namespace, name, status, new_status, decision)
     set_rollout(
         new_status.candidate_version or new_status.stable_version, new_status.stage.name if new_status.stage else None
     )
@@ -481,7 +482,10 @@ async def _finalize(ctx: OperatorContext, release: Manifest) -> None:
     await ctx.kube.set_finalizers(release, [f for f in finalizers if f != FINALIZER])
 
 
-def _count(before: ModelReleaseStatus, after: ModelReleaseStatus, decision: Decision) -> None:
+def _count(
+    namespace: str, name: str, before: ModelReleaseStatus, after: ModelReleaseStatus, decision: Decision
+) -> None:
+    record_release(namespace, name, after)
     old_stage = (before.candidate_version, before.stage.name if before.stage else None)
     new_stage = (after.candidate_version, after.stage.name if after.stage else None)
     if after.stage is not None and new_stage != old_stage:
@@ -490,9 +494,9 @@ def _count(before: ModelReleaseStatus, after: ModelReleaseStatus, decision: Deci
         if entry in before.history:
             continue
         if entry.outcome == "Promoted":
-            PROMOTIONS.labels(reason=entry.reason).inc()
+            PROMOTIONS.labels(namespace=namespace, release=name, reason=entry.reason).inc()
         elif entry.outcome in ("RolledBack", "Aborted"):
-            ROLLBACKS.labels(reason=entry.reason).inc()
+            ROLLBACKS.labels(namespace=namespace, release=name, reason=entry.reason).inc()
 
 
 async def _report_unusable(kube: Kube, release: Manifest, reason: str, message: str) -> None:

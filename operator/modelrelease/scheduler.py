@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 
 from modelrelease.kube.fencing import LeadershipLost
 from modelrelease.logs import release_context
-from modelrelease.metrics import count_phases
+from modelrelease.metrics import count_phases, forget_release
 from modelrelease.reconcile import PassOutcome
 
 log = logging.getLogger("modelrelease.scheduler")
@@ -92,6 +92,7 @@ class Scheduler:
         slot = self._slots.pop((namespace, name), None)
         self._phases.pop(f"{namespace}/{name}", None)
         count_phases(self._phases)
+        forget_release(namespace, name)
         if slot is not None and slot.task is not None:
             slot.task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

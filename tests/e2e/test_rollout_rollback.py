@@ -59,7 +59,8 @@ def test_worse_model_is_rolled_back_on_accuracy_at_its_first_sequential_fail(
         message
     )
     wait_for(lambda: (releases.deployment(3) or {}).get("spec", {}).get("replicas") == 0, 30, message="v3 at zero")
-    assert 'modelrelease_rollbacks_total{reason="AnalysisFailed"}' in operator_process.metrics()
+    labels = f'namespace="{releases.namespace}",reason="AnalysisFailed",release="{releases.name}"'
+    assert f"modelrelease_rollbacks_total{{{labels}}}" in operator_process.metrics()
 
 
 def _wait_until_only_stable_answers(generator: Any, stable: str, candidate: str, answers: int = 60) -> None:

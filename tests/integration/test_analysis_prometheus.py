@@ -194,7 +194,9 @@ def test_latency_is_measured_as_the_windows_buckets_and_its_p99_shown_in_seconds
     stable = measure(provider, latency, 1)
     assert isinstance(stable, Measurement) and stable.series is not None
     buckets = dict(stable.series)
-    assert set(buckets) == set(LATENCY_BUCKETS["1"]) and buckets["+Inf"] >= 80 * SCALE
+    # Prometheus 3 writes every `le` as a float ("500000" is stored as "500000.0"): compare the bounds' values.
+    assert {float(le) for le in buckets} == {float(le) for le in LATENCY_BUCKETS["1"]}
+    assert buckets["+Inf"] >= 80 * SCALE
     context = AnalysisContext("digits", "ml", "digits", WINDOW, 1, 2)
     [v1] = asyncio.run(evaluate([latency], context, provider))
     [v2] = asyncio.run(evaluate([latency], replace(context, candidate_version=2, baseline_version=1), provider))

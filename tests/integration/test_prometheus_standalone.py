@@ -1,7 +1,9 @@
-"""Prometheus as devstack runs it, without a cluster: the file_sd job picks up a registered exporter."""
+"""Prometheus as devstack runs it, without a cluster: the build is Prometheus 3, the file_sd job picks up an exporter."""
 
 from __future__ import annotations
 
+import re
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +22,13 @@ def prometheus_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[s
     state_dir = tmp_path_factory.mktemp("state")
     with prometheus.serve(state_dir) as url:
         yield url, state_dir
+
+
+def test_the_built_prometheus_names_its_3_x_version() -> None:
+    binary = prometheus.find_binary()
+    assert binary is not None
+    result = subprocess.run([str(binary), "--version"], capture_output=True, text=True, check=True, timeout=30)
+    assert re.search(r"prometheus, version 3\.\d+\.\d+ ", result.stdout + result.stderr), result
 
 
 def test_registered_exporter_is_scraped_with_its_labels_within_seconds(prometheus_url: tuple[str, Path]) -> None:
@@ -77,48 +86,3 @@ def test_config_keeps_only_annotated_running_pods_and_copies_release_labels(tmp_
     keep = [rule["source_labels"][0] for rule in pods["relabel_configs"] if rule.get("action") == "keep"]
     assert "__meta_kubernetes_pod_annotation_prometheus_io_scrape" in keep
     assert config["global"]["scrape_interval"] == "1s"
-
-
-def test_without_the_kubernetes_sd_plugin_pods_come_from_discovery_files_with_the_same_relabelling(
-    tmp_path: Path,
-) -> None:
-    native = prometheus.config(tmp_path, tmp_path / "kubeconfig", native_kubernetes_sd=True)
-    emulated = prometheus.config(tmp_path, tmp_path / "kubeconfig", native_kubernetes_sd=False)
-    native_pods, emulated_pods = (
-        next(job for job in c["scrape_configs"] if job["job_name"] == prometheus.POD_SCRAPE_JOB)
-        for c in (native, emulated)
-    )
-    assert emulated_pods["relabel_configs"] == native_pods["relabel_configs"]
-    assert emulated_pods["file_sd_configs"][0]["files"] == [str(prometheus.discovered_dir(tmp_path) / "*.json")]
-
-
-def test_discovered_pod_targets_carry_the_meta_labels_kubernetes_sd_would_give() -> None:
-    pod = {
-        "metadata": {
-            "name": "digits-v2-abc",
-            "namespace": "ml",
-            "uid": "u1",
-            "labels": {"modelrelease.io/version": "2", "modelrelease.io/release": "digits"},
-            "annotations": {"prometheus.io/scrape": "true", "prometheus.io/port": "8501"},
-            "ownerReferences": [{"kind": "ReplicaSet", "name": "digits-v2", "controller": True}],
-        },
-        "spec": {
-            "nodeName": "devstack",
-            "containers": [
-                {"name": "serving", "ports": [{"name": "grpc", "containerPort": 8500}, {"containerPort": 8501}]}
-            ],
-        },
-        "status": {"podIP": "127.1.0.9", "phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]},
-    }
-    pending = {"metadata": {"name": "p", "namespace": "ml"}, "spec": {"containers": [{"name": "c"}]}, "status": {}}
-    groups = prometheus.pod_target_groups([pod, pending])
-    assert [g["targets"] for g in groups] == [["127.1.0.9:8500"], ["127.1.0.9:8501"]]
-    labels = groups[0]["labels"]
-    assert labels["__meta_kubernetes_pod_label_modelrelease_io_version"] == "2"
-    assert labels["__meta_kubernetes_pod_labelpresent_modelrelease_io_release"] == "true"
-    assert labels["__meta_kubernetes_pod_annotation_prometheus_io_scrape"] == "true"
-    assert labels["__meta_kubernetes_namespace"] == "ml"
-    assert labels["__meta_kubernetes_pod_phase"] == "Running"
-    assert labels["__meta_kubernetes_pod_ready"] == "true"
-    assert labels["__meta_kubernetes_pod_controller_name"] == "digits-v2"
-    assert labels["__meta_kubernetes_pod_container_port_name"] == "grpc"
