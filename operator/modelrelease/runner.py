@@ -48,6 +48,7 @@ from kubernetes_asyncio import client, config
 from modelrelease import GROUP, PLURAL, metrics
 from modelrelease import handlers as _handlers  # noqa: F401  (registers the kopf handlers)
 from modelrelease.engine import EngineSettings
+from modelrelease.kube.cache import ObjectCache
 from modelrelease.kube.client import Kube
 from modelrelease.leader import LeaderElector, LeaseConfig
 from modelrelease.measure import Analyzer
@@ -56,6 +57,7 @@ from modelrelease.policy import DEFAULT_SERVICE_ACCOUNTS, PrometheusAllowList, R
 from modelrelease.reconcile import OperatorContext, PassOutcome, reconcile
 from modelrelease.routing.registry import build_routers
 from modelrelease.scheduler import Scheduler
+from modelrelease.serving.client import channels, forget_pod
 
 log = logging.getLogger("modelrelease.operator")
 SERVICE_TOKEN = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
@@ -176,7 +178,12 @@ async def run(settings: RunConfig, stop: asyncio.Event | None = None) -> None:
         ),
         on_elected=lambda: scheduler.wake_all(),
     )
-    kube = Kube(api_client, may_write=elector.is_leader)
+    scope = scope_of(settings.namespaces)
+    # The watch cache of the releases' objects (kube.cache): a pass reads it instead of the API server.
+    cache = ObjectCache(api_client, namespaces=scope.kopf_namespaces, serves=scope.serves)
+    cache.on_change(forget_pod)  # a deleted pod's gRPC channel is closed (serving.client.ChannelPool)
+    cache.start()
+    kube = Kube(api_client, may_write=elector.is_leader, cache=cache)
     policy = settings.release_policy()
     context = OperatorContext(
         kube=kube,
@@ -214,7 +221,6 @@ async def run(settings: RunConfig, stop: asyncio.Event | None = None) -> None:
         settings.lease_name,
         settings.identity,
     )
-    scope = scope_of(settings.namespaces)
 
     def hand_over_and_stop(signum: int) -> None:
         log.info("%s: handing the Lease over, then stopping", signal.Signals(signum).name)
@@ -236,6 +242,8 @@ async def run(settings: RunConfig, stop: asyncio.Event | None = None) -> None:
     finally:
         signals.cancel()
         await scheduler.close()
+        await cache.close()
+        await channels().close()
         election.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await election
