@@ -67,33 +67,39 @@ FORBIDDEN_RETRY = 60.0
 
 @dataclass(frozen=True)
 class Kind:
-    """One watched kind: its typed model, how to list it in one namespace and cluster-wide, and its filter."""
+    """One watched kind: its typed model and its filter (None: every object of the kind)."""
 
     name: str
     model: str
-    api: str
-    namespaced_list: str
-    cluster_list: str
     selector: str | None = LABEL_RELEASE
 
 
 KINDS: tuple[Kind, ...] = (
-    Kind("Deployment", "V1Deployment", "AppsV1Api", "list_namespaced_deployment", "list_deployment_for_all_namespaces"),
-    Kind(
-        "ReplicaSet", "V1ReplicaSet", "AppsV1Api", "list_namespaced_replica_set", "list_replica_set_for_all_namespaces"
-    ),
-    Kind("Pod", "V1Pod", "CoreV1Api", "list_namespaced_pod", "list_pod_for_all_namespaces"),
-    Kind("Service", "V1Service", "CoreV1Api", "list_namespaced_service", "list_service_for_all_namespaces"),
-    Kind("ConfigMap", "V1ConfigMap", "CoreV1Api", "list_namespaced_config_map", "list_config_map_for_all_namespaces"),
-    Kind(
-        "HorizontalPodAutoscaler",
-        "V2HorizontalPodAutoscaler",
-        "AutoscalingV2Api",
-        "list_namespaced_horizontal_pod_autoscaler",
-        "list_horizontal_pod_autoscaler_for_all_namespaces",
-        selector=None,
-    ),
+    Kind("Deployment", "V1Deployment"),
+    Kind("ReplicaSet", "V1ReplicaSet"),
+    Kind("Pod", "V1Pod"),
+    Kind("Service", "V1Service"),
+    Kind("ConfigMap", "V1ConfigMap"),
+    Kind("HorizontalPodAutoscaler", "V2HorizontalPodAutoscaler", selector=None),
 )
+
+
+def listers(api_client: client.ApiClient) -> dict[str, tuple[Any, Any]]:
+    """Per kind: the API's list method in one namespace, and across all of them (both also watch)."""
+    apps = client.AppsV1Api(api_client)
+    core = client.CoreV1Api(api_client)
+    autoscaling = client.AutoscalingV2Api(api_client)
+    return {
+        "Deployment": (apps.list_namespaced_deployment, apps.list_deployment_for_all_namespaces),
+        "ReplicaSet": (apps.list_namespaced_replica_set, apps.list_replica_set_for_all_namespaces),
+        "Pod": (core.list_namespaced_pod, core.list_pod_for_all_namespaces),
+        "Service": (core.list_namespaced_service, core.list_service_for_all_namespaces),
+        "ConfigMap": (core.list_namespaced_config_map, core.list_config_map_for_all_namespaces),
+        "HorizontalPodAutoscaler": (
+            autoscaling.list_namespaced_horizontal_pod_autoscaler,
+            autoscaling.list_horizontal_pod_autoscaler_for_all_namespaces,
+        ),
+    }
 
 
 def slim(raw: Raw) -> Raw:
@@ -181,6 +187,7 @@ class ObjectCache:
         self._forbidden: set[str] = set()
         self._tasks: list[asyncio.Task[None]] = []
         self._listeners: list[Callable[[str, str, Raw], None]] = []
+        self._listers = listers(api_client)
 
     # --- reading ------------------------------------------------------------------------------------------------
 
@@ -277,10 +284,10 @@ class ObjectCache:
             await asyncio.sleep(RETRY_SECONDS[min(failures, len(RETRY_SECONDS)) - 1] if failures else 0)
 
     def _lister(self, kind: Kind, namespace: str | None) -> tuple[Any, tuple[Any, ...]]:
-        api = getattr(client, kind.api)(self._api_client)
+        in_namespace, everywhere = self._listers[kind.name]
         if namespace is None:
-            return getattr(api, kind.cluster_list), ()
-        return getattr(api, kind.namespaced_list), (namespace,)
+            return everywhere, ()
+        return in_namespace, (namespace,)
 
     def _options(self, kind: Kind) -> dict[str, Any]:
         return {"label_selector": kind.selector} if kind.selector else {}
