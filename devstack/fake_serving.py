@@ -40,14 +40,16 @@ from typing import Any
 import grpc
 from aiohttp import web
 from kubernetes_asyncio import client, config
-from tensorflow_serving.apis import (
+
+from devstack import kwok, prometheus
+
+# The operator's own protobuf modules: tensorflow_serving.apis would import all of TensorFlow.
+from modelrelease.serving.stubs import (
     get_model_status_pb2,
     model_service_pb2_grpc,
     predict_pb2,
     prediction_service_pb2_grpc,
 )
-
-from devstack import kwok, prometheus
 
 log = logging.getLogger("devstack.fake_serving")
 
