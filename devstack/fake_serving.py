@@ -116,7 +116,7 @@ class Counters:
             total = self.rate * max(0.0, now - since)
             correct = int(total * self.accuracy)
             wrong = int(total) - correct
-            for outcome, value in (("correct", correct), ("wrong", wrong)):
+            for outcome, value in (("correct", correct), ("incorrect", wrong)):
                 labels = f'model="{model}",version="{version}",outcome="{outcome}"'
                 lines.append(f"model_prediction_outcomes_total{{{labels}}} {value}")
         return "\n".join(lines) + "\n"
