@@ -96,5 +96,5 @@ def test_the_cache_lists_watches_and_starts_over_when_its_version_expired() -> N
         ("WATCH", "20"),
     ]
     assert all(selector == LABEL_RELEASE for _, _, selector in asked)
-    assert seen[:3] == ["ADDED d1", "ADDED d2", "DELETED d1"]
+    assert seen[:3] == ["LISTED d1", "ADDED d2", "DELETED d1"]
     assert "DELETED d2" in seen  # gone by the relist: dropped and told

@@ -29,8 +29,10 @@ When the cache is not trusted, callers go to the API server as before:
 
 Staleness is bounded by the watch's latency (milliseconds): a pass deciding
 on a slightly old copy decides again when the change arrives, because the
-operator's kopf watches wake the release on every change of its
-Deployments and Services.  Writes never depend on the cache alone being
+cache itself wakes the release once it has stored a change of one of its
+Deployments, Services or ConfigMaps (``runner``; kopf's own watches also
+wake it, possibly before the cache has the change, and the scheduler
+coalesces the two).  Writes never depend on the cache alone being
 right: status patches carry the resourceVersion of the release as read from
 the API server (``reconcile``), and applies are server-side applies that
 are skipped only when the cached object already holds what would be sent.
@@ -56,6 +58,8 @@ log = logging.getLogger("modelrelease.cache")
 
 Raw = dict[str, Any]
 Key = tuple[str, str]
+LISTED = "LISTED"
+"""The event type listeners get for each object of a (re)list: present, not necessarily changed."""
 KEPT_MANAGERS = frozenset({"modelrelease-operator", "modelrelease-operator-handover"})
 """managedFields entries kept in the cache (kube.client's FIELD_MANAGER and HANDOVER_MANAGER)."""
 WATCH_SECONDS = 290
@@ -110,6 +114,14 @@ def slim(raw: Raw) -> Raw:
         kept = [entry for entry in managed if entry.get("manager") in KEPT_MANAGERS]
         raw = {**raw, "metadata": {**metadata, "managedFields": kept or None}}
     return raw
+
+
+def release_of(raw: Raw) -> tuple[str, str] | None:
+    """(namespace, release) of an object labelled with its release, else None."""
+    metadata = raw.get("metadata") or {}
+    release = (metadata.get("labels") or {}).get(LABEL_RELEASE)
+    namespace = metadata.get("namespace")
+    return (str(namespace), str(release)) if release and namespace else None
 
 
 def matches(labels: Mapping[str, str] | None, selector: Mapping[str, str]) -> bool:
@@ -215,7 +227,10 @@ class ObjectCache:
         return len(self._stores[kind].objects)
 
     def on_change(self, listener: Callable[[str, str, Raw], None]) -> None:
-        """Call ``listener(event type, kind, object)`` for every change seen (after it is stored)."""
+        """Call ``listener(event type, kind, object)`` for every change seen (after it is stored).
+
+        The type is the watch's (ADDED, MODIFIED, DELETED), or ``LISTED`` for each object of a (re)list.
+        """
         self._listeners.append(listener)
 
     def _typed(self, kind: str, raw: Raw) -> Any:
@@ -306,7 +321,7 @@ class ObjectCache:
         store.ready.add(namespace)
         CACHED_OBJECTS.labels(kind=kind.name).set(len(store.objects))
         for raw in items:
-            self._tell("ADDED", kind.name, raw)
+            self._tell(LISTED, kind.name, raw)
         for raw in removed:
             self._tell("DELETED", kind.name, raw)
         return str(body["metadata"]["resourceVersion"])
