@@ -84,13 +84,14 @@ def apply_all(cluster: Cluster, manifests: Iterable[dict[str, Any]], chunk: int 
         cluster.kubectl("apply", "-f", "-", input=json.dumps(body), timeout=300)
 
 
-def set_versions(cluster: Cluster, namespace: str, names: Iterable[str], version: int, chunk: int = 100) -> None:
-    """Change ``spec.model.version`` of many releases: a merge patch per release, a kubectl per chunk."""
-    patch = json.dumps({"spec": {"model": {"version": version}}})
-    names = list(names)
-    for start in range(0, len(names), chunk):
-        batch = names[start : start + chunk]
-        cluster.kubectl("patch", "modelreleases", *batch, "-n", namespace, "--type=merge", "-p", patch, timeout=300)
+def set_versions(cluster: Cluster, namespace: str, names: Iterable[str], version: int) -> None:
+    """Change ``spec.model.version`` of many releases, one merge patch each through one API client (no fork each)."""
+    from kubernetes import client as sync_client
+
+    api = sync_client.CustomObjectsApi(cluster.api_client())
+    body = {"spec": {"model": {"version": version}}}
+    for name in names:
+        api.patch_namespaced_custom_object("modelrelease.io", "v1alpha1", namespace, "modelreleases", name, body)
 
 
 def release_statuses(cluster: Cluster, namespace: str) -> dict[str, dict[str, Any]]:
