@@ -151,3 +151,34 @@ def test_the_analyzer_keeps_a_bounded_number_of_prometheus_clients() -> None:
     assert len(kept) == PROVIDERS_KEPT
     assert kept[-1] == "http://127.0.0.6:9090"
     assert "http://127.0.0.1:9090" not in kept
+
+
+def test_a_change_the_cache_stored_wakes_its_release_but_a_listing_does_not() -> None:
+    from modelrelease.kube.cache import LISTED
+    from modelrelease.runner import _wake_on_change
+
+    async def scenario() -> list[str]:
+        passes: list[str] = []
+
+        async def one_pass(namespace: str, name: str) -> PassOutcome:
+            passes.append(name)
+            return PassOutcome(phase="Succeeded", next_in=None)
+
+        scheduler = Scheduler(one_pass, debounce=0)
+        scheduler.wake("ml", "digits")
+        await _until(lambda: passes == ["digits"])
+
+        def service(release: str) -> dict[str, object]:
+            return {"metadata": {"namespace": "ml", "name": release, "labels": {"modelrelease.io/release": release}}}
+
+        _wake_on_change(scheduler, LISTED, "Service", service("digits"))
+        _wake_on_change(scheduler, "MODIFIED", "Pod", service("digits"))
+        _wake_on_change(scheduler, "DELETED", "Service", service("unknown"))
+        await asyncio.sleep(0.1)
+        assert passes == ["digits"]  # none of those wakes anything
+        _wake_on_change(scheduler, "DELETED", "Service", service("digits"))
+        await _until(lambda: len(passes) == 2)
+        await scheduler.close()
+        return passes
+
+    assert asyncio.run(scenario()) == ["digits", "digits"]
