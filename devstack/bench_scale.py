@@ -16,8 +16,9 @@ operator process so RSS and CPU are that size's):
   devstack to itself), and the operator's own count by method;
 - API writes per minute while every release is idle (audit log, the size's
   namespace, and the operator's own count);
-- Prometheus queries per second (Prometheus' own
-  ``prometheus_http_requests_total`` for ``/api/v1/query``);
+- Prometheus queries per second (the operator's own
+  ``modelrelease_prometheus_queries_total``: counted where they are sent,
+  so also when the devstack runs no Prometheus);
 - how each figure grows from the smallest size to the largest.
 
 The releases run on kwok's fake nodes; devstack.fake_serving answers gRPC
@@ -38,7 +39,6 @@ import math
 import os
 import platform
 import time
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -100,14 +100,8 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def prometheus_queries(url: str) -> float:
-    with urllib.request.urlopen(f"{url}/metrics", timeout=10) as response:
-        text = response.read().decode()
-    return sum(
-        value
-        for labels, value in scale.samples(text, "prometheus_http_requests_total")
-        if labels.get("handler") == "/api/v1/query"
-    )
+def operator_queries(metrics_text: str) -> float:
+    return sum(value for _, value in scale.samples(metrics_text, "modelrelease_prometheus_queries_total"))
 
 
 def change_to_candidate(cluster: Cluster, offset: int, namespace: str, names: list[str]) -> list[float]:
@@ -146,6 +140,7 @@ def run_size(cluster: Cluster, count: int, log_dir: Path, say: Callable[[str], N
         started = time.monotonic()
         scale.apply_all(cluster, [scale.scale_release(n, namespace, 1, STAGES, analysis=analysis) for n in names])
         scale.wait_phases(cluster, namespace, {n: ("Succeeded", 1) for n in names}, timeout=60 * 30, settled=True)
+        scale.wait_deployments_settled(cluster, namespace, timeout=600)
         result.figures["initial deploy, all Succeeded (s)"] = time.monotonic() - started
         say(f"{count}: all {count} releases Succeeded at v1 in {time.monotonic() - started:.0f} s")
 
@@ -172,7 +167,7 @@ def run_size(cluster: Cluster, count: int, log_dir: Path, say: Callable[[str], N
         before_buckets = reconcile_buckets(text)
         before_ops = scale.operator_requests(text)
         before_api = scale.apiserver_requests(cluster)
-        before_queries = prometheus_queries(cluster.prometheus_url or "")
+        before_queries = operator_queries(text)
         before_cpu = cpu_seconds(pid)
         window_start = time.monotonic()
         scale.set_versions(cluster, namespace, rolled, 2)
@@ -184,7 +179,7 @@ def run_size(cluster: Cluster, count: int, log_dir: Path, say: Callable[[str], N
         after_buckets = reconcile_buckets(text)
         ops = scale.delta(scale.operator_requests(text), before_ops)
         api = scale.delta(scale.apiserver_requests(cluster), before_api)
-        queries = prometheus_queries(cluster.prometheus_url or "") - before_queries
+        queries = operator_queries(text) - before_queries
         cpu = cpu_seconds(pid) - before_cpu
         rss = operator.rss_mb()
         buckets = [(bound, after_buckets.get(bound, 0.0) - before_buckets.get(bound, 0.0)) for bound in after_buckets]

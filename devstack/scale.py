@@ -138,6 +138,23 @@ def wait_phases(
     return seen
 
 
+def wait_deployments_settled(cluster: Cluster, namespace: str, timeout: float) -> None:
+    """Wait until every Deployment in ``namespace`` is at its spec: nothing left for controllers to report."""
+
+    def settled() -> bool:
+        for item in deployments(cluster, namespace).values():
+            spec, status = item.get("spec") or {}, item.get("status") or {}
+            wanted = int(spec.get("replicas", 1))
+            if int(status.get("observedGeneration") or 0) < int(item["metadata"].get("generation") or 0):
+                return False
+            counts = (status.get("replicas"), status.get("readyReplicas"), status.get("updatedReplicas"))
+            if any(int(count or 0) != wanted for count in counts):
+                return False
+        return True
+
+    wait_for(settled, timeout, interval=2.0, message=f"every Deployment in {namespace} at its spec")
+
+
 @dataclass
 class FakeServing:
     """devstack.fake_serving as a child process; ``with FakeServing(...) as fake:``."""

@@ -67,6 +67,11 @@ PASSES_WAITING = Gauge(
     "Releases due for a pass that wait for a free worker (scheduler's bounded pool).",
     registry=REGISTRY,
 )
+PROMETHEUS_QUERIES = Counter(
+    "modelrelease_prometheus_queries_total",
+    "Instant queries sent to Prometheus by analysis checks (answered or not).",
+    registry=REGISTRY,
+)
 LEADER = Gauge("modelrelease_leader", "1 while this replica holds the operator Lease.", registry=REGISTRY)
 LEASE_ERRORS = Counter(
     "modelrelease_lease_errors_total",

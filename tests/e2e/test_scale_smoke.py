@@ -43,8 +43,9 @@ def test_100_releases_reach_their_phases_and_idle_releases_write_nothing(
         rolled = names[:ROLLED]
         scale.set_versions(cluster, release_namespace, rolled, 2)
         expected = {n: ("Succeeded", 2 if n in rolled else 1) for n in names}
-        # Idle: every release at its phase and every retired version scaled down.
+        # Idle: every release at its phase, every retired version scaled down, every Deployment at its spec.
         scale.wait_phases(cluster, release_namespace, expected, timeout=900, settled=True)
+        scale.wait_deployments_settled(cluster, release_namespace, timeout=600)
         offset = scale.audit_offset(cluster)
         before = scale.operator_requests(operator_process.metrics())
         time.sleep(IDLE_WINDOW)  # the measurement window itself

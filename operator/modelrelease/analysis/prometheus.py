@@ -41,6 +41,7 @@ from modelrelease.analysis.provider import Measurement, Observation, Unmeasured
 from modelrelease.analysis.rendering import TemplateError, render
 from modelrelease.analysis.templates import QueryPlan, plan_for
 from modelrelease.api.spec import MetricSpec
+from modelrelease.metrics import PROMETHEUS_QUERIES
 
 QUERY_WORKERS = 8
 """Prometheus queries in flight at once, over all releases and Prometheus servers."""
@@ -152,6 +153,7 @@ class PrometheusProvider:
         params: dict[Any, Any] = {"time": f"{at.timestamp():.3f}"} if at is not None else {}
         try:
             loop = asyncio.get_running_loop()
+            PROMETHEUS_QUERIES.inc()
             result = await loop.run_in_executor(QUERIES, self._client.custom_query, promql, params)
         except requests.exceptions.JSONDecodeError as error:  # 200, but not JSON
             raise _NoValue(f"Prometheus answered the {role} query with something unreadable: {error}") from error

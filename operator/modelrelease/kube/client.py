@@ -241,6 +241,21 @@ class Kube:
             return
         await patch(name, namespace, manifest, field_manager=FIELD_MANAGER, force=True, _content_type=APPLY)
 
+    def would_change(self, manifest: Manifest) -> bool:
+        """Whether ``apply(manifest)`` would send anything, judged on the cache alone (True when it cannot tell)."""
+        metadata = manifest["metadata"]
+        live = self._cached(manifest["kind"], metadata["namespace"], metadata["name"])
+        if live is None:
+            return True
+        if manifest["kind"] == "Deployment" and "replicas" not in manifest["spec"] and _applies_replicas(live):
+            return True  # the replicas handover is due
+        return not up_to_date(with_applied_hash(manifest), self.api_client.sanitize_for_serialization(live))
+
+    def cached_replicas(self, namespace: str, name: str) -> int | None:
+        """A Deployment's ``spec.replicas`` as the cache holds it (None: not cached)."""
+        live = self._cached("Deployment", namespace, name)
+        return None if live is None or live.spec is None else live.spec.replicas
+
     async def read_object(self, kind: str, namespace: str, name: str) -> Any | None:
         """A Deployment, Service or ConfigMap as stored now, or None when there is none (the cache's copy first)."""
         cached = self._cached(kind, namespace, name)
