@@ -23,7 +23,12 @@ here only watches and wakes; this module decides when a release runs:
   when the Lease's validity runs out before it ends (each renewal extends
   it), so a slow pass cannot act on leadership it no longer has.  A pass
   stopped that way, or by a fenced write (``LeadershipLost``), is not
-  retried; the release runs again when this replica is elected (``wake_all``).
+  retried while this replica may not act; the release is *parked* and runs
+  again once it may: when this replica is elected (``wake_all``), or when a
+  renewal that came late restores the validity without an election (under
+  heavy load; found by the scale smoke, where releases then waited forever).
+  While releases are parked the scheduler looks once every ``PARK_POLL``
+  seconds whether it may act, and wakes them spread out as ``wake_all`` does.
 """
 
 from __future__ import annotations
@@ -53,6 +58,8 @@ STARTUP_STEP = 0.02
 """Seconds between two releases' wakes in ``wake_all``..."""
 STARTUP_SPREAD = 10.0
 """...but all of them woken within this many seconds."""
+PARK_POLL = 1.0
+"""Seconds between looks, while releases are parked, at whether this replica may act again."""
 FAILURE_BACKOFF = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
 """Seconds before retrying after an unexpected error in a pass, growing with each failure in a row."""
 
@@ -83,6 +90,8 @@ class Scheduler:
         self._waiting = 0
         self._debounce = debounce
         self._pending_wakes: list[asyncio.TimerHandle] = []
+        self._parked: set[Key] = set()
+        self._unparker: asyncio.Task[None] | None = None
         self._may_act = may_act
         self._time_left = time_left
         self._slots: dict[Key, _Slot] = {}
@@ -111,7 +120,10 @@ class Scheduler:
         for handle in self._pending_wakes:
             handle.cancel()
         self._pending_wakes.clear()
-        keys = sorted(self._slots)
+        self._parked.clear()
+        self._wake_spread(sorted(self._slots))
+
+    def _wake_spread(self, keys: list[Key]) -> None:
         step = min(STARTUP_STEP, STARTUP_SPREAD / max(1, len(keys)))
         loop = asyncio.get_running_loop()
         for index, key in enumerate(keys):
@@ -119,6 +131,20 @@ class Scheduler:
                 self._wake_known(key)
             else:
                 self._pending_wakes.append(loop.call_later(index * step, self._wake_known, key))
+
+    def _park(self, key: Key) -> None:
+        """The release waits until this replica may act again (see the module docstring)."""
+        self._parked.add(key)
+        if self._unparker is None or self._unparker.done():
+            self._unparker = asyncio.create_task(self._unpark_when_acting(), name="scheduler unpark")
+
+    async def _unpark_when_acting(self) -> None:
+        while self._parked:
+            await asyncio.sleep(PARK_POLL)
+            if self._parked and self._may_act() and self._time_left() > 0:
+                keys = sorted(self._parked)
+                self._parked.clear()
+                self._wake_spread(keys)
 
     def _wake_known(self, key: Key) -> None:
         slot = self._slots.get(key)
@@ -128,6 +154,7 @@ class Scheduler:
     async def forget(self, namespace: str, name: str) -> None:
         """The release is gone: stop its task (its objects go with it through owner references)."""
         slot = self._slots.pop((namespace, name), None)
+        self._parked.discard((namespace, name))
         self._phases.pop(f"{namespace}/{name}", None)
         count_phases(self._phases)
         if slot is not None and slot.task is not None:
@@ -138,6 +165,10 @@ class Scheduler:
     async def close(self) -> None:
         for handle in self._pending_wakes:
             handle.cancel()
+        if self._unparker is not None:
+            self._unparker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._unparker
         for namespace, name in list(self._slots):
             await self.forget(namespace, name)
 
@@ -150,15 +181,19 @@ class Scheduler:
                 await asyncio.sleep(self._debounce)  # wakes meanwhile join this pass
             slot.wake.clear()
             if not self._may_act():
+                self._park(key)
                 continue
             delay: float | None
             with release_context(f"{namespace}/{name}"):
                 try:
                     outcome = await self._pass_in_turn(namespace, name)
                     if outcome is None:  # leadership went while it waited for a worker
+                        self._park(key)
                         continue
                     failures = 0
                     delay = outcome.next_in
+                    if not self._may_act():  # a write was fenced (reconcile stops there): run again once acting
+                        self._park(key)
                     if outcome.phase is not None:
                         self._phases[f"{namespace}/{name}"] = outcome.phase
                         count_phases(self._phases)
@@ -166,6 +201,7 @@ class Scheduler:
                     raise
                 except LeadershipLost as lost:
                     delay = None
+                    self._park(key)
                     log.warning("pass stopped: %s; the release runs again once this replica leads", lost)
                 except Exception:
                     delay = FAILURE_BACKOFF[min(failures, len(FAILURE_BACKOFF) - 1)]

@@ -182,3 +182,30 @@ def test_a_change_the_cache_stored_wakes_its_release_but_a_listing_does_not() ->
         return passes
 
     assert asyncio.run(scenario()) == ["digits", "digits"]
+
+
+def test_a_release_stopped_by_a_lapsed_validity_runs_again_when_a_late_renewal_restores_it() -> None:
+    """No election happens (no wake_all): the release must not wait forever."""
+
+    async def scenario() -> int:
+        leading = True
+        calls = 0
+
+        async def one_pass(namespace: str, name: str) -> PassOutcome:
+            nonlocal calls, leading
+            calls += 1
+            if calls == 1:
+                leading = False  # the validity lapses during the first pass; its write is fenced
+            return PassOutcome(phase=None, next_in=None)
+
+        scheduler = Scheduler(one_pass, may_act=lambda: leading, debounce=0)
+        scheduler.wake("ml", "digits")
+        await _until(lambda: calls == 1)
+        await asyncio.sleep(1.5)
+        assert calls == 1  # not while it may not act
+        leading = True  # a late renewal: the elector never lost the Lease, so nobody calls wake_all
+        await _until(lambda: calls == 2)
+        await scheduler.close()
+        return calls
+
+    assert asyncio.run(scenario()) == 2
