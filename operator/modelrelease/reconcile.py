@@ -119,6 +119,8 @@ REFUSED_RETRY = 60.0
 """Seconds before retrying objects the API server refused: it changes only when the release or RBAC does."""
 CONFLICT_RETRY = 0.5
 """Seconds before re-reading a release whose status changed under the pass."""
+FENCED_RETRY = 1.0
+"""Seconds before a pass stopped by fencing is tried again (the scheduler holds it back while it may not act)."""
 ERROR_RETRY = 5.0
 """Seconds before retrying a pass the API server refused; the error is an event and a log line."""
 WAIT_POLL = 2.0
@@ -163,9 +165,9 @@ async def reconcile(ctx: OperatorContext, namespace: str, name: str) -> PassOutc
         log.info("%s", gone)
         return PassOutcome(phase=None, next_in=None)
     except LeadershipLost as lost:
-        outcome = "fenced"  # stop here, no retry: the scheduler wakes every release once this replica leads again
+        outcome = "fenced"  # stop here; the scheduler runs it again only once this replica may act (it parks it)
         log.warning("pass stopped before writing: %s", lost)
-        return PassOutcome(phase=None, next_in=None)
+        return PassOutcome(phase=None, next_in=FENCED_RETRY)
     finally:
         RECONCILE_SECONDS.labels(outcome=outcome).observe(time.monotonic() - started)
 

@@ -29,6 +29,8 @@ here only watches and wakes; this module decides when a release runs:
   heavy load; found by the scale smoke, where releases then waited forever).
   While releases are parked the scheduler looks once every ``PARK_POLL``
   seconds whether it may act, and wakes them spread out as ``wake_all`` does.
+  A fenced pass asks to run again soon (``reconcile.FENCED_RETRY``), so it is
+  parked even when the validity came back before the pass returned.
 """
 
 from __future__ import annotations
