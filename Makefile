@@ -20,7 +20,7 @@ export MODELRELEASE_CACHE := $(CACHE)
 # code comes first for every command (and every process they start).
 export PYTHONPATH := $(CURDIR)/operator:$(CURDIR)$(if $(PYTHONPATH),:$(PYTHONPATH))
 
-.PHONY: help setup venv test test-unit test-integration test-e2e lint typecheck crds docs demo bench bench-judgment bench-chaos clean devstack-up devstack-down
+.PHONY: help setup venv test test-unit test-integration test-e2e lint typecheck crds docs demo bench bench-judgment bench-chaos bench-scale clean devstack-up devstack-down
 
 help:
 	@echo "make demo        run a real rollout on a local cluster (v1 -> v2 promoted -> v3 rolled back)"
@@ -30,6 +30,7 @@ help:
 	@echo "make bench       print benchmark numbers"
 	@echo "make bench-judgment  simulate the judges side by side; writes docs/benchmarks.md (a few minutes)"
 	@echo "make bench-chaos     chaos trials on a private devstack (CHAOS_TRIALS of each fault); violations, time added"
+	@echo "make bench-scale     100/300/1,000 releases on kwok (SCALE_SIZES); latency, requests, RSS; writes docs/benchmarks.md"
 
 $(VENV)/.installed:
 	$(PYTHON_BOOT) -m venv $(VENV)
@@ -94,6 +95,11 @@ bench-judgment: venv
 CHAOS_TRIALS ?= 3
 bench-chaos: setup
 	$(PY) -m devstack chaos --trials $(CHAOS_TRIALS)
+
+# Releases on kwok fake nodes, one operator replica; use a private devstack (MODELRELEASE_DEVSTACK_DIR).
+SCALE_SIZES ?= 100,300,1000
+bench-scale: setup
+	$(PY) -m devstack.bench_scale --sizes $(SCALE_SIZES)
 
 devstack-up: setup
 	$(PY) -m devstack up

@@ -80,6 +80,9 @@ def pod_relabel_configs() -> list[dict[str, Any]]:
     """The relabelling the Helm chart's scrape config applies too: opt-in by annotation, version from the pod."""
     return [
         {"source_labels": [_annotation_meta("prometheus.io/scrape")], "action": "keep", "regex": "true"},
+        # kwok's fake pods run no process: scraping them every second only fails (devstack.kwok; a scale
+        # test's per-version counters come from devstack.fake_serving's exporter instead).
+        {"source_labels": ["__meta_kubernetes_pod_node_name"], "action": "drop", "regex": "kwok-node-.*"},
         # A pod that is not running has no process to scrape (and often no IP).
         {"source_labels": ["__meta_kubernetes_pod_phase"], "action": "keep", "regex": "Running"},
         {

@@ -12,6 +12,8 @@ Receivers are resolved by the name an API object is kept under
 AppsV1Api call).  A custom-object method's group and plural come from the
 calls in the same function (``patch(GROUP, VERSION, namespace, PLURAL, ...)``),
 resolved against the module's globals, so name them with constants.
+A list method named in a module that passes ``watch=`` to a request is
+also a watch (the object cache lists, then watches, with the same method).
 ``modelrelease/cli`` is left out: the kubectl plugin runs with the user's
 own credentials, not the operator's ServiceAccount.
 """
@@ -84,7 +86,7 @@ def split_method(method: str) -> tuple[str, str, str | None]:
     verb_word, _, rest = method.partition("_")
     if verb_word not in VERBS:
         raise Unattributable(f"{method}: no RBAC verb for {verb_word!r}")
-    rest = rest.removeprefix("namespaced_").removeprefix("collection_namespaced_")
+    rest = rest.removeprefix("namespaced_").removeprefix("collection_namespaced_").removesuffix("_for_all_namespaces")
     subresource = None
     for sub in SUBRESOURCES:
         if rest.endswith("_" + sub):
@@ -190,6 +192,8 @@ def operator_needs() -> list[Need]:
     for name, tree in trees.items():
         module = importlib.import_module(name)
         owner = _enclosing_functions(tree)
+        # A module that passes watch= to a request watches with the list methods it names (kube.cache).
+        watches = any(isinstance(n, ast.keyword) and n.arg == "watch" for n in ast.walk(tree))
         for node in ast.walk(tree):
             where = f"{name}:{getattr(node, 'lineno', '?')}"
             if isinstance(node, ast.Attribute) and node.attr in methods and isinstance(node.ctx, ast.Load):
@@ -215,6 +219,8 @@ def operator_needs() -> list[Need]:
                     continue
                 resource = _plural(kind) + (f"/{subresource}" if subresource else "")
                 needs.append(Need(API_GROUPS[cls], resource, verb, where))
+                if verb == "list" and watches:
+                    needs.append(Need(API_GROUPS[cls], resource, "watch", where + " (watch)"))
                 function = owner.get(node)
                 if (
                     verb == "patch"

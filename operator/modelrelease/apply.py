@@ -26,6 +26,13 @@ least that; and under the replicas router the candidate's pods are its
 traffic share, so an HPA on a candidate changes the weight users see
 (status shows the weight reached).
 
+Why ``writes_pending``: a pass that would write nothing (every object as the
+cache holds it, no event, no scale, no request to consume) skips the status
+precondition too, so an idle release woken by an event costs one read
+(``reconcile``).  It is judged on the same manifests ``apply_actions`` would
+send, and answers "yes" whenever it cannot tell (no cache, a router that
+edits a user's object).
+
 Objects the release does not own (no ownerReference to its uid) are never
 applied over: ``Kube.apply`` raises ``OwnershipConflict`` and the pass stops
 before writing anything more.
@@ -128,6 +135,59 @@ async def post_events(kube: Kube, release: Manifest, actions: Sequence[Action]) 
                 log.warning("event %s not posted: %s", action.reason, describe_api_error(error))
 
 
+def _deployment_manifest(
+    owner: Owner,
+    spec: ModelReleaseSpec,
+    wanted: EnsureDeployment,
+    intent: RouteIntent | None,
+    autoscaled: set[str],
+    running: Mapping[int, int] | None,
+) -> Manifest:
+    replicas: int | None = replicas_for(wanted, intent)
+    if deployment_name(owner.name, wanted.version) in autoscaled and (running or {}).get(wanted.version, 0) > 0:
+        replicas = None
+    return build_deployment(owner, spec, wanted.version, wanted.role, replicas)
+
+
+async def writes_pending(
+    kube: Kube,
+    router: Router,
+    release: Manifest,
+    spec: ModelReleaseSpec,
+    actions: Sequence[Action],
+    intent: RouteIntent | None,
+    running: Mapping[int, int] | None = None,
+) -> bool:
+    """Whether ``apply_actions`` with the same arguments would send any request that writes."""
+    if kube.cache is None:
+        return True
+    metadata = release["metadata"]
+    namespace, name = metadata["namespace"], metadata["name"]
+    owner = Owner(name, namespace, metadata["uid"])
+    for action in actions:
+        if isinstance(action, EmitEvent | ConsumeRequest | DeleteDeployment):
+            return True
+        if (
+            isinstance(action, ScaleToZero)
+            and kube.cached_replicas(namespace, deployment_name(name, action.version)) != 0
+        ):
+            return True
+    ensured = [a for a in actions if isinstance(a, EnsureDeployment)]
+    manifests: list[Manifest] = []
+    if ensured:
+        autoscaled = await kube.autoscaled_deployments(namespace)
+        for wanted in ensured:
+            manifests.append(build_config_map(owner, spec, wanted.version))
+            manifests.append(_deployment_manifest(owner, spec, wanted, intent, autoscaled, running))
+    if intent is not None:
+        route_objects = getattr(router, "desired_objects", None)
+        if route_objects is None:
+            return True  # a router that edits a user's object: only its own apply can tell
+        manifests += build_services(owner, intent.target.stable_version, intent.target.candidate_version)[1:]
+        manifests += route_objects(intent.target, intent.plan)
+    return any(kube.would_change(manifest) for manifest in manifests)
+
+
 async def apply_actions(
     kube: Kube,
     router: Router,
@@ -157,10 +217,7 @@ async def apply_actions(
     for wanted in ensured:
         config_map = build_config_map(owner, spec, wanted.version)
         await kube.apply(config_map, live[("ConfigMap", config_map["metadata"]["name"])])
-        replicas: int | None = replicas_for(wanted, intent)
-        if deployment_name(name, wanted.version) in autoscaled and (running or {}).get(wanted.version, 0) > 0:
-            replicas = None
-        deployment = build_deployment(owner, spec, wanted.version, wanted.role, replicas)
+        deployment = _deployment_manifest(owner, spec, wanted, intent, autoscaled, running)
         await kube.apply(deployment, live[("Deployment", deployment["metadata"]["name"])])
     if intent is not None:
         for service in services:

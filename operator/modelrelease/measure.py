@@ -17,6 +17,7 @@ without data is inconclusive.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 
 from modelrelease.analysis import AnalysisContext, PrometheusProvider, evaluate, promql_duration
@@ -59,8 +60,16 @@ async def smoke_test(
     return SmokeResult(version, result.accuracy, result.total, error=refused)
 
 
+PROVIDERS_KEPT = 16
+"""Prometheus clients kept (by address, least recently used evicted): releases may name their own servers."""
+
+
 class Analyzer:
     """Runs analysis checks, one Prometheus client per address (connection pools are reused).
+
+    At most ``PROVIDERS_KEPT`` clients are kept; the one used least recently
+    is closed and dropped when another address is needed, so addresses that
+    releases stopped naming do not pile up connection pools.
 
     A release's own address is used only when ``allowed`` lists it (the
     operator's ``--prometheus-address`` and ``--allowed-prometheus-address``):
@@ -78,7 +87,8 @@ class Analyzer:
         """``providers`` stands in for Prometheus at the addresses it names (``modelrelease simulate``'s series)."""
         self.default_address = default_address
         self.allowed = allowed if allowed is not None else PrometheusAllowList.of(default_address)
-        self._providers: dict[str, MetricProvider] = dict(providers or {})
+        self._given: dict[str, MetricProvider] = dict(providers or {})
+        self._providers: OrderedDict[str, PrometheusProvider] = OrderedDict()
 
     def address_for(self, spec: ModelReleaseSpec) -> str | None:
         configured = spec.analysis.prometheus.address
@@ -103,9 +113,7 @@ class Analyzer:
             refused = f"query not sent: {address} is not an allowed Prometheus address (--allowed-prometheus-address)"
             results = [MetricResult(name=m.name, verdict="inconclusive", message=refused) for m in metrics]
         else:
-            provider = self._providers.get(address)
-            if provider is None:
-                provider = self._providers[address] = PrometheusProvider(address)
+            provider = self._given.get(address) or self._provider(address)
             context = AnalysisContext(
                 model=spec.model.name,
                 namespace=namespace,
@@ -121,3 +129,17 @@ class Analyzer:
         for result in results:
             on_result(result)
         return AnalysisResult(version=request.candidate_version, metrics=tuple(results))
+
+    def _provider(self, address: str) -> PrometheusProvider:
+        provider = self._providers.get(address)
+        if provider is None:
+            provider = self._providers[address] = PrometheusProvider(address)
+            while len(self._providers) > PROVIDERS_KEPT:
+                _, evicted = self._providers.popitem(last=False)
+                evicted.close()
+        self._providers.move_to_end(address)
+        return provider
+
+    def cached_addresses(self) -> list[str]:
+        """The addresses whose clients are kept, least recently used first."""
+        return list(self._providers)

@@ -76,6 +76,28 @@ PROMETHEUS_ERRORS = Counter(
     "Analysis metrics left without a value because Prometheus could not be queried or refused the query.",
     registry=REGISTRY,
 )
+API_REQUESTS = Counter(
+    "modelrelease_api_requests_total",
+    "Requests this operator sent to the API server, by HTTP method (LIST and WATCH: the object cache's).",
+    ["method"],
+    registry=REGISTRY,
+)
+CACHED_OBJECTS = Gauge(
+    "modelrelease_cached_objects",
+    "Objects of each kind held by the operator's watch cache (kube.cache).",
+    ["kind"],
+    registry=REGISTRY,
+)
+PASSES_WAITING = Gauge(
+    "modelrelease_passes_waiting",
+    "Releases due for a pass that wait for a free worker (scheduler's bounded pool).",
+    registry=REGISTRY,
+)
+PROMETHEUS_QUERIES = Counter(
+    "modelrelease_prometheus_queries_total",
+    "Instant queries sent to Prometheus by analysis checks (answered or not).",
+    registry=REGISTRY,
+)
 LEADER = Gauge("modelrelease_leader", "1 while this replica holds the operator Lease.", registry=REGISTRY)
 LEASE_ERRORS = Counter(
     "modelrelease_lease_errors_total",

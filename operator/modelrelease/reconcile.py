@@ -14,7 +14,10 @@ can slip past fencing (measured by the chaos trial of a SIGSTOPped leader),
 and there a lost event is better than a stale write.  The patch is
 sent on every pass that goes on to apply anything, even when the status did
 not change: then it carries only the precondition, which the API server
-checks without writing anything (an unchanged release makes no write).
+checks without writing anything (an unchanged release makes no write).  A
+pass that would write nothing at all (status unchanged, every object as the
+watch cache holds it, no event, scale or request to consume:
+``apply.writes_pending``) sends no patch either: there is nothing to fence.
 
 Why an ``OwnershipConflict`` condition: an object with one of the release's
 names that the release does not own (a user's own Service called like it)
@@ -58,7 +61,7 @@ from pydantic import ValidationError
 from modelrelease.api import InvalidRelease, ModelReleaseSpec, ModelReleaseStatus, Phase, parse_release
 from modelrelease.api.duration import parse_duration
 from modelrelease.api.status import Condition, ManagedRouteStatus
-from modelrelease.apply import apply_actions, post_events, route_intent
+from modelrelease.apply import RouteIntent, apply_actions, post_events, route_intent, writes_pending
 from modelrelease.engine import (
     Decision,
     EngineSettings,
@@ -118,6 +121,8 @@ REFUSED_RETRY = 60.0
 """Seconds before retrying objects the API server refused: it changes only when the release or RBAC does."""
 CONFLICT_RETRY = 0.5
 """Seconds before re-reading a release whose status changed under the pass."""
+FENCED_RETRY = 1.0
+"""Seconds before a pass stopped by fencing is tried again (the scheduler holds it back while it may not act)."""
 ERROR_RETRY = 5.0
 """Seconds before retrying a pass the API server refused; the error is an event and a log line."""
 WAIT_POLL = 2.0
@@ -163,9 +168,9 @@ async def reconcile(ctx: OperatorContext, namespace: str, name: str) -> PassOutc
         log.info("%s", gone)
         return PassOutcome(phase=None, next_in=None)
     except LeadershipLost as lost:
-        outcome = "fenced"  # stop here, no retry: the scheduler wakes every release once this replica leads again
+        outcome = "fenced"  # stop here; the scheduler runs it again only once this replica may act (it parks it)
         log.warning("pass stopped before writing: %s", lost)
-        return PassOutcome(phase=None, next_in=None)
+        return PassOutcome(phase=None, next_in=FENCED_RETRY)
     finally:
         RECONCILE_SECONDS.labels(outcome=outcome).observe(time.monotonic() - started)
 
@@ -214,6 +219,13 @@ async def _reconcile(ctx: OperatorContext, namespace: str, name: str) -> PassOut
     managed = ManagedRouteStatus(router=router.name, name=route_name) if route_name else None
     new_status = _with_operator_conditions(decision.status, route_state, managed, stamp, generation)
     route_event = _route_news(status, new_status)
+    running = {d.version: d.desired for d in observations.deployments}
+    if (
+        new_status == status
+        and not route_event
+        and await _nothing_to_write(ctx, router, release, spec, decision, intent, running)
+    ):
+        return PassOutcome(phase=new_status.phase.value, next_in=_next_in(spec, new_status, route_state))
     # Conflict-checked on every pass that acts: the status when it changed, else the precondition alone.
     body = new_status.model_dump(by_alias=True, mode="json") if new_status != status else None
     resource_version = await kube.patch_status(namespace, name, metadata["resourceVersion"], body)
@@ -222,7 +234,6 @@ async def _reconcile(ctx: OperatorContext, namespace: str, name: str) -> PassOut
     set_rollout(
         new_status.candidate_version or new_status.stable_version, new_status.stage.name if new_status.stage else None
     )
-    running = {d.version: d.desired for d in observations.deployments}
     try:
         try:
             await apply_actions(kube, router, release, spec, decision.actions, intent, running)
@@ -244,10 +255,33 @@ async def _reconcile(ctx: OperatorContext, namespace: str, name: str) -> PassOut
         return PassOutcome(phase=new_status.phase.value, next_in=REFUSED_RETRY if refused else ERROR_RETRY)
     problems = {OWNERSHIP_CONFLICT: "", APPLY_FAILED: ""}
     await _note_apply_problems(kube, release, new_status, resource_version, problems, stamp, generation)
-    next_in = next_pass_in(spec, new_status)
+    return PassOutcome(phase=new_status.phase.value, next_in=_next_in(spec, new_status, route_state))
+
+
+def _next_in(spec: ModelReleaseSpec, status: ModelReleaseStatus, route_state: RouteState | None) -> float | None:
+    next_in = next_pass_in(spec, status)
     if route_state is not None and route_state.problem:
         next_in = min(next_in, ROUTE_POLL) if next_in is not None else ROUTE_POLL
-    return PassOutcome(phase=new_status.phase.value, next_in=next_in)
+    return next_in
+
+
+async def _nothing_to_write(
+    ctx: OperatorContext,
+    router: Router,
+    release: Manifest,
+    spec: ModelReleaseSpec,
+    decision: Decision,
+    intent: RouteIntent | None,
+    running: Mapping[int, int],
+) -> bool:
+    """A pass with an unchanged status, no apply problem on record and every object as the cache holds it.
+
+    Such a pass writes nothing, so it needs no fencing and skips even the status precondition.
+    """
+    conditions = decision.status.conditions
+    if any((c := find_condition(conditions, kind)) is not None and c.status == "True" for kind in PROBLEM_REASONS):
+        return False
+    return not await writes_pending(ctx.kube, router, release, spec, decision.actions, intent, running)
 
 
 def needs_polling(status: ModelReleaseStatus) -> bool:

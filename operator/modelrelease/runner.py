@@ -48,6 +48,7 @@ from kubernetes_asyncio import client, config
 from modelrelease import GROUP, PLURAL, metrics
 from modelrelease import handlers as _handlers  # noqa: F401  (registers the kopf handlers)
 from modelrelease.engine import EngineSettings
+from modelrelease.kube.cache import LISTED, ObjectCache, release_of
 from modelrelease.kube.client import Kube
 from modelrelease.leader import LeaderElector, LeaseConfig
 from modelrelease.measure import Analyzer
@@ -56,6 +57,7 @@ from modelrelease.policy import DEFAULT_SERVICE_ACCOUNTS, PrometheusAllowList, R
 from modelrelease.reconcile import OperatorContext, PassOutcome, reconcile
 from modelrelease.routing.registry import build_routers
 from modelrelease.scheduler import Scheduler
+from modelrelease.serving.client import channels, forget_pod
 from modelrelease.webhooks import WebhookRunner
 
 log = logging.getLogger("modelrelease.operator")
@@ -153,6 +155,17 @@ async def _api_client(kubeconfig: Path | None) -> client.ApiClient:
     return client.ApiClient(configuration)
 
 
+WAKING_KINDS = frozenset({"Deployment", "Service", "ConfigMap"})
+"""Kinds whose changes, once the cache has them, wake their release (so its pass reads the change)."""
+
+
+def _wake_on_change(scheduler: Scheduler, event_type: str, kind: str, raw: dict[str, object]) -> None:
+    """A changed object of a release (not one merely listed): wake the release if the scheduler knows it."""
+    owner = release_of(raw)
+    if event_type != LISTED and kind in WAKING_KINDS and owner is not None and scheduler.knows(*owner):
+        scheduler.wake(*owner)
+
+
 async def _take_over_signals(ready: asyncio.Event, handler: Callable[[int], None]) -> None:
     """Once kopf runs (it installs its own SIGINT/SIGTERM handlers before it raises ``ready``), install ours."""
     if threading.current_thread() is not threading.main_thread():
@@ -179,7 +192,12 @@ async def run(settings: RunConfig, stop: asyncio.Event | None = None) -> None:
         ),
         on_elected=lambda: scheduler.wake_all(),
     )
-    kube = Kube(api_client, may_write=elector.is_leader)
+    scope = scope_of(settings.namespaces)
+    # The watch cache of the releases' objects (kube.cache): a pass reads it instead of the API server.
+    cache = ObjectCache(api_client, namespaces=scope.kopf_namespaces, serves=scope.serves)
+    cache.on_change(forget_pod)  # a deleted pod's gRPC channel is closed (serving.client.ChannelPool)
+    cache.on_change(lambda event, kind, raw: _wake_on_change(scheduler, event, kind, raw))
+    kube = Kube(api_client, may_write=elector.is_leader, cache=cache)
     policy = settings.release_policy()
     context = OperatorContext(
         kube=kube,
@@ -194,6 +212,7 @@ async def run(settings: RunConfig, stop: asyncio.Event | None = None) -> None:
         return await reconcile(context, namespace, name)
 
     scheduler = Scheduler(one_pass, may_act=elector.is_leader, time_left=elector.validity_left)
+    cache.start()
     ready = asyncio.Event()
     stop_flag = stop or asyncio.Event()
     insights = Insights()
@@ -218,7 +237,6 @@ async def run(settings: RunConfig, stop: asyncio.Event | None = None) -> None:
         settings.lease_name,
         settings.identity,
     )
-    scope = scope_of(settings.namespaces)
 
     def hand_over_and_stop(signum: int) -> None:
         log.info("%s: handing the Lease over, then stopping", signal.Signals(signum).name)
@@ -241,6 +259,8 @@ async def run(settings: RunConfig, stop: asyncio.Event | None = None) -> None:
         signals.cancel()
         await scheduler.close()
         await context.webhooks.close()
+        await cache.close()
+        await channels().close()
         election.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await election

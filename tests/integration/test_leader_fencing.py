@@ -23,7 +23,7 @@ from modelrelease.kube.client import Kube
 from modelrelease.kube.fencing import LeadershipLost
 from modelrelease.leader import LeaderElector, LeaseConfig
 from modelrelease.measure import Analyzer
-from modelrelease.reconcile import OperatorContext, PassOutcome, reconcile
+from modelrelease.reconcile import FENCED_RETRY, OperatorContext, PassOutcome, reconcile
 from modelrelease.routing.replicas import ReplicasRouter
 
 pytestmark = pytest.mark.cluster
@@ -142,7 +142,8 @@ def test_a_pass_that_loses_the_lease_after_its_status_write_applies_nothing(
             await api.close()
 
     outcome = asyncio.run(one_pass())
-    assert outcome == PassOutcome(phase=None, next_in=None), "a fenced pass is not retried"
+    # Retried only once this replica may act again: the scheduler parks it meanwhile (scheduler docstring).
+    assert outcome == PassOutcome(phase=None, next_in=FENCED_RETRY), "a fenced pass asks for a retry"
     release = cluster.get("modelrelease", "digits", namespace)
     assert release["status"]["phase"], "the pass did not reach its status write"
     selector = "modelrelease.io/release=digits"

@@ -60,30 +60,30 @@ What the operator does in a namespace it watches: every rule names the code that
 - apiGroups: [apps]
   resources: [deployments/scale]
   verbs: [patch]
-# Which ReplicaSet is current for a version's pods (observe.py).
+# Which ReplicaSet is current for a version's pods (observe.py); listed and watched by the cache (kube/cache.py).
 - apiGroups: [apps]
   resources: [replicasets]
-  verbs: [list]
-# Readiness and model status of each version's pods (observe.py; the pod IPs for gRPC).
+  verbs: [list, watch]
+# Readiness and model status of each version's pods (observe.py; the pod IPs for gRPC); cached the same way.
 - apiGroups: [""]
   resources: [pods]
-  verbs: [list]
+  verbs: [list, watch]
 # <name>, <name>-stable, <name>-canary: applied, watched, read by the replicas router.
 - apiGroups: [""]
   resources: [services]
   verbs: [get, list, watch, create, patch]
-# Each version's model config file (applied, deleted with its version) and the golden set (read).
+# Each version's model config file (applied, deleted with its version, cached) and the golden set (read).
 - apiGroups: [""]
   resources: [configmaps]
-  verbs: [get, create, patch, delete]
+  verbs: [get, list, watch, create, patch, delete]
 # Events on the release (kube.client.event).
 - apiGroups: [""]
   resources: [events]
   verbs: [create]
-# Deployments an HPA targets keep their replicas (kube.client.autoscaled_deployments).
+# Deployments an HPA targets keep their replicas (kube.client.autoscaled_deployments; cached by kube/cache.py).
 - apiGroups: [autoscaling]
   resources: [horizontalpodautoscalers]
-  verbs: [list]
+  verbs: [list, watch]
 # The gatewayApi and istio routers: read and patch the user's HTTPRoute / VirtualService.
 - apiGroups: [gateway.networking.k8s.io]
   resources: [httproutes]

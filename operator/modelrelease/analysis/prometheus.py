@@ -3,9 +3,13 @@
 Why prometheus-api-client in a thread: it is the client the project already
 depends on, it imports only ``requests`` (no pandas unless asked), and its
 ``custom_query`` does exactly one ``/api/v1/query``.  It is synchronous, so
-each query runs in ``asyncio.to_thread``; a check makes a handful of small
-queries per interval, so a thread per query costs nothing that matters and
-the event loop (kopf's handlers, other releases) never blocks on Prometheus.
+each query runs in a worker thread and the event loop (kopf's handlers, other
+releases) never blocks on Prometheus.  The threads are one bounded pool for
+the whole operator (``QUERY_WORKERS``), not the default executor shared with
+everything else: with 1,000 releases judged at once the queries queue there,
+at most that many in flight against Prometheus, and each provider's HTTP
+connection pool (``requests``' 10 per host) keeps a connection for every
+worker.
 
 Failures never raise out of ``measure``: an unreachable Prometheus, a query
 Prometheus rejects, an answer without ``data.result`` (a proxy, another
@@ -23,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
@@ -36,6 +41,11 @@ from modelrelease.analysis.provider import Measurement, Observation, Unmeasured
 from modelrelease.analysis.rendering import TemplateError, render
 from modelrelease.analysis.templates import QueryPlan, plan_for
 from modelrelease.api.spec import MetricSpec
+from modelrelease.metrics import PROMETHEUS_QUERIES
+
+QUERY_WORKERS = 8
+"""Prometheus queries in flight at once, over all releases and Prometheus servers."""
+QUERIES = ThreadPoolExecutor(max_workers=QUERY_WORKERS, thread_name_prefix="prometheus-query")
 
 MESSAGE_LIMIT = 300
 """Longest reason kept for an unmeasured metric; it is stored in status (etcd objects are limited in size)."""
@@ -63,6 +73,12 @@ class PrometheusProvider:
             timeout=timeout_seconds,
             retry=Retry(total=1, backoff_factor=0.1, status_forcelist=[502, 503, 504]),
         )
+
+    def close(self) -> None:
+        """Close the provider's HTTP connections (the analyzer evicts providers it no longer uses)."""
+        session = getattr(self._client, "_session", None)
+        if session is not None:
+            session.close()
 
     async def measure(self, metric: MetricSpec, values: TemplateValues, at: datetime | None = None) -> Observation:
         try:
@@ -136,7 +152,9 @@ class PrometheusProvider:
         """The ``data.result`` of one instant query evaluated at ``at`` (None: Prometheus' now)."""
         params: dict[Any, Any] = {"time": f"{at.timestamp():.3f}"} if at is not None else {}
         try:
-            result = await asyncio.to_thread(self._client.custom_query, promql, params)
+            loop = asyncio.get_running_loop()
+            PROMETHEUS_QUERIES.inc()
+            result = await loop.run_in_executor(QUERIES, self._client.custom_query, promql, params)
         except requests.exceptions.JSONDecodeError as error:  # 200, but not JSON
             raise _NoValue(f"Prometheus answered the {role} query with something unreadable: {error}") from error
         except requests.exceptions.RequestException as error:

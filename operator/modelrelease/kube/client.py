@@ -29,6 +29,21 @@ its current value is first applied by a separate field manager
 (``HANDOVER_MANAGER``), as the Kubernetes documentation recommends for
 handing replicas to an HPA; the HPA's first change then takes the field.
 
+Why reads go to the watch cache first (``kube.cache``): a pass reads the
+release's Deployments, ReplicaSets, pods, Services and ConfigMaps from
+memory once the cache has listed them; before that, and for an object the
+cache does not hold (a user's unlabelled object under a release's name),
+the API server is asked, as it was before the cache existed.
+
+Why an apply can be skipped: re-applying an unchanged object is a no-op for
+etcd but still a request, and a pass re-states every object it owns.  Each
+applied object carries the hash of what was applied
+(``modelrelease.io/applied-hash``); an apply is sent only when that hash
+differs (the operator changed its mind, including about fields it no
+longer states) or the live object no longer holds every field the
+manifest states (someone else changed one of them).  Scaling a Deployment
+already at the wanted count is skipped the same way.
+
 Why consumed requests are removed with a JSON-patch ``test``: the
 annotation is removed only if it still holds the value the pass acted on; a
 request re-written meanwhile survives for the next pass.
@@ -36,6 +51,7 @@ request re-written meanwhile survives for the next pass.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
@@ -45,6 +61,7 @@ from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from modelrelease import GROUP, PLURAL, VERSION
+from modelrelease.kube.cache import ObjectCache
 from modelrelease.kube.fencing import fenced
 
 FIELD_MANAGER = "modelrelease-operator"
@@ -52,6 +69,8 @@ HANDOVER_MANAGER = "modelrelease-operator-handover"
 APPLY = "application/apply-patch+yaml"
 MERGE = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
+APPLIED_HASH = f"{GROUP}/applied-hash"
+"""Annotation holding the hash of the manifest last applied (``Kube.apply`` skips re-sending it)."""
 
 Manifest = dict[str, Any]
 
@@ -104,6 +123,59 @@ def _applies_replicas(live: Any) -> bool:
     return False
 
 
+def applied_hash(manifest: Manifest) -> str:
+    """A short, stable digest of what ``manifest`` states."""
+    text = json.dumps(manifest, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+def with_applied_hash(manifest: Manifest) -> Manifest:
+    """``manifest`` with its own hash in ``metadata.annotations`` (computed without that annotation)."""
+    metadata = manifest["metadata"]
+    annotations = {k: v for k, v in (metadata.get("annotations") or {}).items() if k != APPLIED_HASH}
+    plain = {**manifest, "metadata": {**metadata, "annotations": annotations}}
+    if not annotations:
+        del plain["metadata"]["annotations"]
+    stamped = {**annotations, APPLIED_HASH: applied_hash(plain)}
+    return {**manifest, "metadata": {**metadata, "annotations": stamped}}
+
+
+def holds(wanted: Any, live: Any) -> bool:
+    """Whether ``live`` (API JSON) holds every field ``wanted`` states, with the same value.
+
+    Maps: every key of ``wanted`` (an empty map or list also matches an
+    absent field: the API server drops them); lists: same length, item by
+    item; scalars: equal.  Fields only ``live`` has (defaults, other
+    managers' fields, status) do not matter.
+    """
+    if isinstance(wanted, dict):
+        if not isinstance(live, dict):
+            return False
+        for key, value in wanted.items():
+            if key not in live:
+                if value in ({}, [], None):
+                    continue
+                return False
+            if not holds(value, live[key]):
+                return False
+        return True
+    if isinstance(wanted, list):
+        return isinstance(live, list) and len(wanted) == len(live) and all(map(holds, wanted, live))
+    if isinstance(wanted, bool) or isinstance(live, bool):
+        return wanted is live
+    return bool(wanted == live)
+
+
+def up_to_date(manifest: Manifest, live: Manifest | None) -> bool:
+    """Whether applying ``manifest`` (already stamped ``with_applied_hash``) would change nothing in ``live``."""
+    if live is None:
+        return False
+    annotations = (live.get("metadata") or {}).get("annotations") or {}
+    if annotations.get(APPLIED_HASH) != manifest["metadata"]["annotations"][APPLIED_HASH]:
+        return False
+    return holds({k: v for k, v in manifest.items() if k not in ("apiVersion", "kind")}, live)
+
+
 class ReleaseGone(Exception):
     """The release was deleted while a pass was working on it: nothing is left to write status to."""
 
@@ -111,9 +183,18 @@ class ReleaseGone(Exception):
 class Kube:
     """The operator's handful of API calls, behind one object handlers can share."""
 
-    def __init__(self, api_client: client.ApiClient, may_write: Callable[[], bool] = lambda: True) -> None:
-        """Every request that changes anything first asks ``may_write()`` (is this replica the leader?)."""
+    def __init__(
+        self,
+        api_client: client.ApiClient,
+        may_write: Callable[[], bool] = lambda: True,
+        cache: ObjectCache | None = None,
+    ) -> None:
+        """Every request that changes anything first asks ``may_write()`` (is this replica the leader?).
+
+        ``cache`` answers reads of the release's objects once it has listed them (module docstring).
+        """
         self.api_client = api_client
+        self.cache = cache
         guarded = fenced(api_client, may_write)  # a refused write raises kube.fencing.LeadershipLost
         self.apps = client.AppsV1Api(guarded)
         self.core = client.CoreV1Api(guarded)
@@ -146,18 +227,40 @@ class Kube:
             if owner not in {uid for uid, _ in owners}:
                 raise OwnershipConflict(kind, namespace, name, [who for _, who in owners])
         patch: Any = patchers[kind]
-        if live is not None and kind == "Deployment" and "replicas" not in manifest["spec"] and _applies_replicas(live):
-            handover = {
+        manifest = with_applied_hash(manifest)
+        handover = live is not None and kind == "Deployment" and "replicas" not in manifest["spec"]
+        if handover and _applies_replicas(live):
+            handover_body = {
                 "apiVersion": "apps/v1",
                 "kind": "Deployment",
                 "metadata": {"name": name, "namespace": namespace},
                 "spec": {"replicas": live.spec.replicas},
             }
-            await patch(name, namespace, handover, field_manager=HANDOVER_MANAGER, force=True, _content_type=APPLY)
+            await patch(name, namespace, handover_body, field_manager=HANDOVER_MANAGER, force=True, _content_type=APPLY)
+        elif live is not None and up_to_date(manifest, self.api_client.sanitize_for_serialization(live)):
+            return
         await patch(name, namespace, manifest, field_manager=FIELD_MANAGER, force=True, _content_type=APPLY)
 
+    def would_change(self, manifest: Manifest) -> bool:
+        """Whether ``apply(manifest)`` would send anything, judged on the cache alone (True when it cannot tell)."""
+        metadata = manifest["metadata"]
+        live = self._cached(manifest["kind"], metadata["namespace"], metadata["name"])
+        if live is None:
+            return True
+        if manifest["kind"] == "Deployment" and "replicas" not in manifest["spec"] and _applies_replicas(live):
+            return True  # the replicas handover is due
+        return not up_to_date(with_applied_hash(manifest), self.api_client.sanitize_for_serialization(live))
+
+    def cached_replicas(self, namespace: str, name: str) -> int | None:
+        """A Deployment's ``spec.replicas`` as the cache holds it (None: not cached)."""
+        live = self._cached("Deployment", namespace, name)
+        return None if live is None or live.spec is None else live.spec.replicas
+
     async def read_object(self, kind: str, namespace: str, name: str) -> Any | None:
-        """A Deployment, Service or ConfigMap as stored now, or None when there is none."""
+        """A Deployment, Service or ConfigMap as stored now, or None when there is none (the cache's copy first)."""
+        cached = self._cached(kind, namespace, name)
+        if cached is not None:
+            return cached
         readers = {
             "Deployment": self.apps.read_namespaced_deployment,
             "Service": self.core.read_namespaced_service,
@@ -176,21 +279,27 @@ class Kube:
 
         Without the right to list HPAs (RBAC) none are known, and the operator sizes every Deployment itself.
         """
+        kind = "HorizontalPodAutoscaler"
+        if self.cache is not None and self.cache.forbidden(kind):
+            return set()
+        if self.cache is not None and self.cache.ready(kind, namespace):
+            return _autoscaled(self.cache.select(kind, namespace, {}))
         try:
             found = await self.autoscaling.list_namespaced_horizontal_pod_autoscaler(namespace)
         except ApiException as error:
             if error.status in (403, 404):
                 return set()
             raise
-        names: set[str] = set()
-        for autoscaler in found.items:
-            target = autoscaler.spec.scale_target_ref
-            if target.kind == "Deployment" and (target.api_version or "apps/v1").startswith("apps/"):
-                names.add(str(target.name))
-        return names
+        return _autoscaled(found.items)
 
     async def scale(self, namespace: str, name: str, replicas: int) -> bool:
-        """Set a Deployment's replicas; False when it does not exist (nothing to scale)."""
+        """Set a Deployment's replicas; False when it does not exist (nothing to scale).
+
+        Nothing is sent when the cache shows the Deployment at ``replicas`` already.
+        """
+        cached = self._cached("Deployment", namespace, name)
+        if cached is not None and cached.spec is not None and cached.spec.replicas == replicas:
+            return True
         try:
             await self.apps.patch_namespaced_deployment_scale(name, namespace, {"spec": {"replicas": replicas}})
         except ApiException as error:
@@ -207,6 +316,9 @@ class Kube:
                 raise
 
     async def read_deployment(self, namespace: str, name: str) -> Any | None:
+        cached = self._cached("Deployment", namespace, name)
+        if cached is not None:
+            return cached
         try:
             return await self.apps.read_namespaced_deployment(name, namespace)
         except ApiException as error:
@@ -221,19 +333,42 @@ class Kube:
             if error.status != 404:
                 raise
 
+    def _cached(self, kind: str, namespace: str, name: str) -> Any | None:
+        if self.cache is None or not self.cache.ready(kind, namespace):
+            return None
+        return self.cache.get(kind, namespace, name)
+
+    def _cached_list(self, kind: str, namespace: str, selector: dict[str, str]) -> list[Any] | None:
+        """The cache's objects of ``kind`` matching a selector on the release label, None when not ready."""
+        if self.cache is None or not self.cache.ready(kind, namespace):
+            return None
+        return self.cache.select(kind, namespace, selector)
+
     async def list_deployments(self, namespace: str, selector: dict[str, str]) -> list[Any]:
+        cached = self._cached_list("Deployment", namespace, selector)
+        if cached is not None:
+            return cached
         found = await self.apps.list_namespaced_deployment(namespace, label_selector=label_selector(selector))
         return list(found.items)
 
     async def list_replica_sets(self, namespace: str, selector: dict[str, str]) -> list[Any]:
+        cached = self._cached_list("ReplicaSet", namespace, selector)
+        if cached is not None:
+            return cached
         found = await self.apps.list_namespaced_replica_set(namespace, label_selector=label_selector(selector))
         return list(found.items)
 
     async def list_pods(self, namespace: str, selector: dict[str, str]) -> list[Any]:
+        cached = self._cached_list("Pod", namespace, selector)
+        if cached is not None:
+            return cached
         pods = await self.core.list_namespaced_pod(namespace, label_selector=label_selector(selector))
         return list(pods.items)
 
     async def read_service(self, namespace: str, name: str) -> Any | None:
+        cached = self._cached("Service", namespace, name)
+        if cached is not None:
+            return cached
         try:
             return await self.core.read_namespaced_service(name, namespace)
         except ApiException as error:
@@ -345,6 +480,15 @@ class Kube:
             reporting_component=FIELD_MANAGER,
         )
         await self.core.create_namespaced_event(metadata["namespace"], body)
+
+
+def _autoscaled(autoscalers: list[Any]) -> set[str]:
+    names: set[str] = set()
+    for autoscaler in autoscalers:
+        target = autoscaler.spec.scale_target_ref
+        if target.kind == "Deployment" and (target.api_version or "apps/v1").startswith("apps/"):
+            names.add(str(target.name))
+    return names
 
 
 def describe_api_error(error: ApiException) -> str:

@@ -4,7 +4,9 @@ Why at the API client and not in each ``Kube`` method: every request the
 operator makes goes through the API groups ``Kube`` builds on this client,
 so one check just before a request is sent covers every write, including
 the ones added to ``Kube`` later.  Reads stay allowed: a replica that does
-not lead may still look.
+not lead may still look.  The same place counts every request by method
+(``modelrelease_api_requests_total``), which is how the requests a pass
+costs are measured (``devstack.bench_scale``).
 
 The refusal is a ``LeadershipLost`` exception, which a pass treats as "stop
 here" (no retry, no error event): the scheduler runs the release again once
@@ -20,6 +22,8 @@ from collections.abc import Callable
 from typing import Any, cast
 
 from kubernetes_asyncio import client
+
+from modelrelease.metrics import API_REQUESTS
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -42,6 +46,7 @@ class FencedApiClient:
         if method.upper() not in READ_METHODS and not self._may_write():
             path_params = kwargs.get("path_params", args[0] if args else None) or {}
             raise LeadershipLost(f"not the leader: refused {method} {_fill(resource_path, path_params)}")
+        API_REQUESTS.labels(method=method.upper()).inc()
         return await self._api_client.call_api(resource_path, method, *args, **kwargs)
 
 

@@ -110,10 +110,15 @@ class ReplicasRouter:
     def plan(self, target: ReleaseTarget, request: RouteRequest) -> RoutePlan:
         return plan_route(target, request)
 
+    def desired_objects(self, target: ReleaseTarget, plan: RoutePlan) -> list[dict[str, object]]:
+        """What ``apply`` applies (``apply.writes_pending`` compares it with the cache)."""
+        owner = Owner(target.release, target.namespace, target.owner_uid)
+        return [build_service(owner, target.release, main_service_version(target, plan))]
+
     async def apply(self, target: ReleaseTarget, plan: RoutePlan) -> None:
         """Point the ``<name>`` Service at the right versions; the Deployments' replicas do the rest."""
-        owner = Owner(target.release, target.namespace, target.owner_uid)
-        await self._kube.apply(build_service(owner, target.release, main_service_version(target, plan)))
+        for manifest in self.desired_objects(target, plan):
+            await self._kube.apply(manifest)
 
     async def observe(self, target: ReleaseTarget, plan: RoutePlan) -> RouteState:
         service = await self._kube.read_service(target.namespace, target.release)
