@@ -103,9 +103,7 @@ def kind_of(metric: MetricSpec) -> Kind:
     if metric.template == "auc":
         return "auc"
     if plan.grouped is not None and plan.quantile is not None:
-        compare = metric.compare_to_baseline
-        versus = compare is not None and compare.max_increase is not None
-        return "slow_share" if metric.max is not None or versus else "threshold"
+        return "slow_share" if metric.max is not None or _max_increase(metric) is not None else "threshold"
     if plan.proportion:
         return "proportion"
     if plan.is_ratio and plan.samples is None:
@@ -113,12 +111,17 @@ def kind_of(metric: MetricSpec) -> Kind:
     return "threshold"
 
 
+def _max_increase(metric: MetricSpec) -> float | None:
+    """``compareToBaseline.maxIncrease``, which on latency makes the comparison with stable a sequential one."""
+    compare = metric.compare_to_baseline
+    return compare.max_increase if compare is not None else None
+
+
 def sequential_bounds(metric: MetricSpec) -> int:
     """Bounds of ``metric`` judged by the sequential test; each gets an equal share of alpha."""
     kind = kind_of(metric)
     if kind == "slow_share":
-        compare = metric.compare_to_baseline
-        return int(metric.max is not None) + int(compare is not None and compare.max_increase is not None)
+        return int(metric.max is not None) + int(_max_increase(metric) is not None)
     if kind == "drift":
         return int(metric.max is not None)
     if kind == "auc":
@@ -388,9 +391,9 @@ def _slow_share(
     metric: MetricSpec, window: Window, pool: MetricPool | None, until: str | None, alpha: float
 ) -> MetricResult:
     plan = plan_for(metric)
-    compare = metric.compare_to_baseline
-    if compare is not None and compare.max_increase is not None:
-        return _slow_share_versus_stable(metric, compare.max_increase, window, pool, until, alpha)
+    max_increase = _max_increase(metric)
+    if max_increase is not None:
+        return _slow_share_versus_stable(metric, max_increase, window, pool, until, alpha)
     assert metric.max is not None and plan.quantile is not None
     buckets = _buckets(window.candidate)
     labels = list(buckets) if buckets else [part.part.removeprefix("le=") for part in (pool.parts if pool else [])]
