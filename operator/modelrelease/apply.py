@@ -96,6 +96,7 @@ def route_intent(
         stable_replicas=spec.serving.replicas,
         owner_uid=uid,
         route_name=router.route_of(spec),
+        retiring_version=route.retiring_version,
     )
     request = RouteRequest(weight=route.weight, mirror=route.mirror, match=route.match)
     return RouteIntent(target, router.plan(target, request))

@@ -78,6 +78,10 @@ def test_the_cache_lists_watches_and_starts_over_when_its_version_expired() -> N
         while [d.metadata.name for d in cache.select("Deployment", "a", {LABEL_RELEASE: "digits"})] != ["d3"]:
             assert loop.time() < deadline, f"cache never settled on d3: {seen}"
             await asyncio.sleep(0.02)
+        # The cache holds d3 as soon as the relist answers; the watch resumed from it follows a moment later.
+        while len(stand_in.asked) < 5:
+            assert loop.time() < deadline, f"no watch after the relist: {stand_in.asked}"
+            await asyncio.sleep(0.02)
         names = [d.metadata.name for d in cache.select("Deployment", "a", {LABEL_RELEASE: "digits"})]
         assert cache.ready("Deployment", "a")
         stand_in.hold.set()
