@@ -14,6 +14,9 @@ so 1,000 releases cost tens of megabytes, not hundreds.  Objects are turned
 into the kubernetes client's typed models only when read, so a reader sees
 the same types an API read returns.  HorizontalPodAutoscalers are kept
 unfiltered (they carry no release label; ``Kube.autoscaled_deployments``).
+The user's HTTPRoutes and VirtualServices are kept once a router has
+labelled them with their release; where their CRD is not installed, that
+kind is treated like a forbidden one (checked again every minute).
 
 When the cache is not trusted, callers go to the API server as before:
 
@@ -42,6 +45,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import json
 import logging
 from collections.abc import Callable, Iterable, Mapping
@@ -71,11 +75,16 @@ FORBIDDEN_RETRY = 60.0
 
 @dataclass(frozen=True)
 class Kind:
-    """One watched kind: its typed model and its filter (None: every object of the kind)."""
+    """One watched kind: its typed model and its filter (None: every object of the kind).
+
+    A custom resource (``custom``: group, version, plural) has no typed
+    model: readers get its JSON, as ``CustomObjectsApi`` returns it.
+    """
 
     name: str
-    model: str
+    model: str | None
     selector: str | None = LABEL_RELEASE
+    custom: tuple[str, str, str] | None = None
 
 
 KINDS: tuple[Kind, ...] = (
@@ -85,15 +94,31 @@ KINDS: tuple[Kind, ...] = (
     Kind("Service", "V1Service"),
     Kind("ConfigMap", "V1ConfigMap"),
     Kind("HorizontalPodAutoscaler", "V2HorizontalPodAutoscaler", selector=None),
+    # The user's routes the gatewayApi and istio routers edit, once labelled with their release (the
+    # router's first write labels them; until then a router reads them from the API server).
+    Kind("HTTPRoute", None, custom=("gateway.networking.k8s.io", "v1", "httproutes")),
+    Kind("VirtualService", None, custom=("networking.istio.io", "v1", "virtualservices")),
 )
 
 
-def listers(api_client: client.ApiClient) -> dict[str, tuple[Any, Any]]:
+def _custom_listers(custom: client.CustomObjectsApi, group: str, version: str, plural: str) -> tuple[Any, Any]:
+    def in_namespace(namespace: str, **options: Any) -> Any:
+        return custom.list_namespaced_custom_object(group, version, namespace, plural, **options)
+
+    def everywhere(**options: Any) -> Any:
+        return custom.list_cluster_custom_object(group, version, plural, **options)
+
+    return in_namespace, everywhere
+
+
+def listers(api_client: client.ApiClient, kinds: Iterable[Kind] = KINDS) -> dict[str, tuple[Any, Any]]:
     """Per kind: the API's list method in one namespace, and across all of them (both also watch)."""
     apps = client.AppsV1Api(api_client)
     core = client.CoreV1Api(api_client)
     autoscaling = client.AutoscalingV2Api(api_client)
-    return {
+    custom = client.CustomObjectsApi(api_client)
+    found = {kind.name: _custom_listers(custom, *kind.custom) for kind in kinds if kind.custom is not None}
+    return found | {
         "Deployment": (apps.list_namespaced_deployment, apps.list_deployment_for_all_namespaces),
         "ReplicaSet": (apps.list_namespaced_replica_set, apps.list_replica_set_for_all_namespaces),
         "Pod": (core.list_namespaced_pod, core.list_pod_for_all_namespaces),
@@ -104,6 +129,12 @@ def listers(api_client: client.ApiClient) -> dict[str, tuple[Any, Any]]:
             autoscaling.list_horizontal_pod_autoscaler_for_all_namespaces,
         ),
     }
+
+
+def _raise_for_status(response: Any) -> None:
+    """What the client does for a preloaded answer: an unpreloaded one (a stream) comes back whatever its status."""
+    if not 200 <= response.status <= 299:
+        raise ApiException(status=response.status, reason=str(response.reason))
 
 
 def slim(raw: Raw) -> Raw:
@@ -199,7 +230,7 @@ class ObjectCache:
         self._forbidden: set[str] = set()
         self._tasks: list[asyncio.Task[None]] = []
         self._listeners: list[Callable[[str, str, Raw], None]] = []
-        self._listers = listers(api_client)
+        self._listers = listers(api_client, self._kinds.values())
 
     # --- reading ------------------------------------------------------------------------------------------------
 
@@ -209,7 +240,7 @@ class ObjectCache:
         return store is not None and store.is_ready(namespace)
 
     def forbidden(self, kind: str) -> bool:
-        """Whether listing ``kind`` was refused by RBAC (the caller then knows none, as the API would tell it)."""
+        """Whether listing ``kind`` was refused (RBAC, or its CRD is not installed): the caller then knows none."""
         return kind in self._forbidden
 
     def get_raw(self, kind: str, namespace: str, name: str) -> Raw | None:
@@ -234,8 +265,11 @@ class ObjectCache:
         self._listeners.append(listener)
 
     def _typed(self, kind: str, raw: Raw) -> Any:
+        model = self._kinds[kind].model
+        if model is None:
+            return copy.deepcopy(raw)  # a reader may edit what it got; the cache's copy must stay as stored
         deserialize: Any = getattr(self._api_client, "_ApiClient__deserialize")  # noqa: B009  (no public form)
-        return deserialize(raw, self._kinds[kind].model)
+        return deserialize(raw, model)
 
     # --- feeding ------------------------------------------------------------------------------------------------
 
@@ -285,10 +319,11 @@ class ObjectCache:
                 if error.status == 410:  # expired: list again, replacing what is kept
                     resource_version = None
                     continue
-                if error.status == 403:
+                if error.status in (403, 404):  # 404: a route kind whose CRD is not installed (no mesh here)
                     self._forbidden.add(kind.name)
                     store.ready.discard(namespace)
-                    log.warning("cache: listing %s is forbidden; reading them from the API server", kind.name)
+                    refused = "forbidden" if error.status == 403 else "not served (no CRD)"
+                    log.warning("cache: listing %s is %s; reading them from the API server", kind.name, refused)
                     await asyncio.sleep(FORBIDDEN_RETRY)
                     continue
                 failures += 1
@@ -312,6 +347,7 @@ class ObjectCache:
         API_REQUESTS.labels(method="LIST").inc()
         response = await lister(*args, **self._options(kind), _preload_content=False)
         try:
+            _raise_for_status(response)
             body = json.loads(await response.read())
         finally:
             response.release()
@@ -345,6 +381,7 @@ class ObjectCache:
             _preload_content=False,
         )
         try:
+            _raise_for_status(response)
             while True:
                 line = await response.content.readline()
                 if not line:

@@ -351,6 +351,27 @@ class Kube:
             if error.status != 404:
                 raise
 
+    async def read_custom(
+        self, kind: str, group: str, version: str, plural: str, namespace: str, name: str
+    ) -> dict[str, Any] | None:
+        """A user's route (HTTPRoute, VirtualService) as stored now, or None: the cache's copy once it holds one.
+
+        The cache holds a route only once a router has labelled it with its
+        release; before that (and where the cache does not serve the kind)
+        the API server is asked.
+        """
+        cached: dict[str, Any] | None = self._cached(kind, namespace, name)
+        if cached is not None:
+            return cached
+        getter: Any = self.custom.get_namespaced_custom_object
+        try:
+            found: dict[str, Any] = await getter(group, version, namespace, plural, name)
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+        return found
+
     def _cached(self, kind: str, namespace: str, name: str) -> Any | None:
         if self.cache is None or not self.cache.ready(kind, namespace):
             return None
