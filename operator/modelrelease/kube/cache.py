@@ -77,14 +77,13 @@ FORBIDDEN_RETRY = 60.0
 class Kind:
     """One watched kind: its typed model and its filter (None: every object of the kind).
 
-    A custom resource (``custom``: group, version, plural) has no typed
-    model: readers get its JSON, as ``CustomObjectsApi`` returns it.
+    A custom resource has no typed model (None): readers get its JSON, as
+    ``CustomObjectsApi`` returns it; its listers are in ``listers``.
     """
 
     name: str
     model: str | None
     selector: str | None = LABEL_RELEASE
-    custom: tuple[str, str, str] | None = None
 
 
 KINDS: tuple[Kind, ...] = (
@@ -96,29 +95,45 @@ KINDS: tuple[Kind, ...] = (
     Kind("HorizontalPodAutoscaler", "V2HorizontalPodAutoscaler", selector=None),
     # The user's routes the gatewayApi and istio routers edit, once labelled with their release (the
     # router's first write labels them; until then a router reads them from the API server).
-    Kind("HTTPRoute", None, custom=("gateway.networking.k8s.io", "v1", "httproutes")),
-    Kind("VirtualService", None, custom=("networking.istio.io", "v1", "virtualservices")),
+    Kind("HTTPRoute", None),
+    Kind("VirtualService", None),
 )
 
 
-def _custom_listers(custom: client.CustomObjectsApi, group: str, version: str, plural: str) -> tuple[Any, Any]:
+def _http_route_listers(custom: client.CustomObjectsApi) -> tuple[Any, Any]:
+    # Group and plural spelled out in each call, so the chart's RBAC test can read which rule a call needs.
     def in_namespace(namespace: str, **options: Any) -> Any:
-        return custom.list_namespaced_custom_object(group, version, namespace, plural, **options)
+        return custom.list_namespaced_custom_object(
+            "gateway.networking.k8s.io", "v1", namespace, "httproutes", **options
+        )
 
     def everywhere(**options: Any) -> Any:
-        return custom.list_cluster_custom_object(group, version, plural, **options)
+        return custom.list_cluster_custom_object("gateway.networking.k8s.io", "v1", "httproutes", **options)
 
     return in_namespace, everywhere
 
 
-def listers(api_client: client.ApiClient, kinds: Iterable[Kind] = KINDS) -> dict[str, tuple[Any, Any]]:
+def _virtual_service_listers(custom: client.CustomObjectsApi) -> tuple[Any, Any]:
+    def in_namespace(namespace: str, **options: Any) -> Any:
+        return custom.list_namespaced_custom_object(
+            "networking.istio.io", "v1", namespace, "virtualservices", **options
+        )
+
+    def everywhere(**options: Any) -> Any:
+        return custom.list_cluster_custom_object("networking.istio.io", "v1", "virtualservices", **options)
+
+    return in_namespace, everywhere
+
+
+def listers(api_client: client.ApiClient) -> dict[str, tuple[Any, Any]]:
     """Per kind: the API's list method in one namespace, and across all of them (both also watch)."""
     apps = client.AppsV1Api(api_client)
     core = client.CoreV1Api(api_client)
     autoscaling = client.AutoscalingV2Api(api_client)
     custom = client.CustomObjectsApi(api_client)
-    found = {kind.name: _custom_listers(custom, *kind.custom) for kind in kinds if kind.custom is not None}
-    return found | {
+    return {
+        "HTTPRoute": _http_route_listers(custom),
+        "VirtualService": _virtual_service_listers(custom),
         "Deployment": (apps.list_namespaced_deployment, apps.list_deployment_for_all_namespaces),
         "ReplicaSet": (apps.list_namespaced_replica_set, apps.list_replica_set_for_all_namespaces),
         "Pod": (core.list_namespaced_pod, core.list_pod_for_all_namespaces),
@@ -230,7 +245,7 @@ class ObjectCache:
         self._forbidden: set[str] = set()
         self._tasks: list[asyncio.Task[None]] = []
         self._listeners: list[Callable[[str, str, Raw], None]] = []
-        self._listers = listers(api_client, self._kinds.values())
+        self._listers = listers(api_client)
 
     # --- reading ------------------------------------------------------------------------------------------------
 
