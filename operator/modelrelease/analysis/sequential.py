@@ -22,8 +22,8 @@ the margin or bound.
   likelihood ratio of "the excess over the limit is ``delta``" against "it
   is zero", averaged over a mixing distribution of ``delta`` on the side
   tested (the question is one-sided: only "worse than allowed" fails).
-  Johari et al. let any mixing distribution be used and advise matching it
-  to the effects one needs to see; ours is a normal of centre ``mu`` and
+  Johari et al. define the test for any mixing distribution; which one
+  only decides which effects are seen soonest.  Ours is a normal of centre ``mu`` and
   scale ``tau`` truncated to ``delta >= 0``, whose ratio has a closed form
   (``log_evidence``)::
 
@@ -119,17 +119,22 @@ The same scale serves ``modelrelease.analysis.distribution``.
 FAIL_CENTRE_SCALE = 0.09
 """Centre of the fail side's mixing distribution, in per-request standard deviations at the limit.
 
-Johari, Pekelis and Walsh allow any mixing distribution and fit theirs to
-the effects the test has to find (a mixture is a Robbins-style average of
-likelihood-ratio martingales, so its level does not depend on the choice).
+Johari, Pekelis and Walsh define the test for any mixing distribution (a
+mixture is Robbins' average of likelihood-ratio martingales, so its level
+does not depend on the choice; the choice decides which effects are seen
+soonest).
 A release is most costly when a clearly worse model keeps serving; 0.09
-standard deviations is about 3.5 points of accuracy beyond the margin at
-5-8% wrong answers (a 4.5-point drop with ``maxDrop: 0.01``).  Measured (docs/benchmarks.md, "Judgment", mixing
-distribution table): with this centre a 5-point drop at 10 requests/s is
+standard deviations is about 3 points of accuracy beyond the margin at
+5-8% wrong answers (a 4-point drop with ``maxDrop: 0.01``).  Measured
+(docs/benchmarks.md, "Judgment"): with this centre a 5-point drop at 10 requests/s is
 rolled back by the third 30 s check in about 52% of stages, against 47% for
 the half-normal of ``TAU_SCALE`` (the median crosses from 1,200 to 900
-requests); the best any test valid at every look can do there is about 62%
-(a likelihood-ratio test for exactly that drop).
+requests, at alpha 0.01 with ``maxDrop: 0.01``; pinned by
+tests/unit/test_sequential_exposure.py).  All of the mixture on that one
+drop, Wald's likelihood-ratio test for it, would reach about 60%, but would
+never catch a drop of less than half the size; with ``FAIL_TAU_SCALE`` the
+small ones cost a tenth to a sixth more requests than under the half-normal
+(the benchmark's mixing-distribution table).
 """
 
 FAIL_TAU_SCALE = 0.05
@@ -138,7 +143,8 @@ FAIL_TAU_SCALE = 0.05
 Wide enough that regressions of one or two points beyond the margin still
 fail: a 2-point drop with ``maxDrop: 0.01`` at 10 requests/s needs about a
 tenth more requests than under the half-normal; narrower scales buy little
-on large drops and lose more on small ones (the benchmark's table).
+on large drops and lose more on small ones (the benchmark's
+mixing-distribution table).
 """
 
 Limit = Literal["min", "max", "maxDrop", "maxIncrease"]
