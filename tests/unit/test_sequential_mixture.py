@@ -51,12 +51,16 @@ def test_the_closed_form_is_the_mixture_integrated(excess: float, variance: floa
 
 def test_a_centre_of_zero_is_the_half_normal_mixture() -> None:
     for excess in (0.0, 0.01, 0.05):
-        assert log_evidence(excess, 1.5e-4, 0.037, 1e-12) == pytest.approx(log_evidence(excess, 1.5e-4, 0.037), abs=1e-8)
+        assert log_evidence(excess, 1.5e-4, 0.037, 1e-12) == pytest.approx(
+            log_evidence(excess, 1.5e-4, 0.037), abs=1e-8
+        )
 
 
 @PROPERTY
 @given(variances, scales, levels)
-def test_half_width_solves_the_fail_side_evidence_at_one_over_alpha(variance: float, scale: float, alpha: float) -> None:
+def test_half_width_solves_the_fail_side_evidence_at_one_over_alpha(
+    variance: float, scale: float, alpha: float
+) -> None:
     tau, centre = FAIL_TAU_SCALE * scale, FAIL_CENTRE_SCALE * scale
     width = half_width(variance, tau, alpha, centre)
     assert width > 0
