@@ -36,7 +36,12 @@ binomial per interval.
 
 The exposure section compares ours with the fixed-threshold (Flagger-like)
 judge on accuracy alone, with the fixed threshold tuned on the same good
-streams to roll back no more often than ours does (or than 1%).
+streams to roll back as often as ours does (at least 0.25%, for a stable
+estimate), and does the same for ours with the previous fail-side mixture
+(the half-normal).  The floor section computes, for false-rollback rates up
+to 1%, the least median exposure any judge could have (the best fixed-sample
+test's) over the fixed judge's tuned to that rate: where it is above 1/3,
+no judge meets the target.
 
 Results go to stdout and to the "Judgment" section of docs/benchmarks.md.
 """
