@@ -46,7 +46,7 @@ def _setup(_: argparse.Namespace) -> int:
 
     t0 = time.monotonic()
     built = monitoring.setup()
-    timings["prometheus 3 (go build)"] = time.monotonic() - t0
+    timings["prometheus 3 + operator (go)"] = time.monotonic() - t0
     if built:
         print(
             f"devstack setup: prometheus {monitoring.prometheus_release()} built in {built['wall_seconds']:.0f} s wall, "
