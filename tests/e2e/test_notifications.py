@@ -1,7 +1,8 @@
 """Notifications against real HTTP receivers in the test: in order, in both formats, and never in the way.
 
 - a receiver hears a rollout in the order the engine decided it (start, each
-  stage change, the wait for approval, the promotion; then a rollback), from
+  stage change, the wait for approval, the promotion; then v3, a worse
+  model, rolled back at its smoke test), from
   the release's own ``spec.notifications`` (generic and Slack bodies) and from
   the operator-wide ``--notify-webhook``;
 - a receiver that is down (it accepts connections and never answers, so every
@@ -153,7 +154,7 @@ def test_a_receiver_hears_a_rollout_in_order(releases: Releases, traffic: Any, r
     receiver.namespace = releases.namespace
     _stable_v1(releases)
     mine = [{"url": f"{BASE}/release"}, {"url": f"{BASE}/slack", "format": "slack"}]
-    with traffic(rate=30, model=model_of(releases)) as generator:
+    with traffic(rate=30, model=model_of(releases)):
         releases.apply(_manifest(releases, 2, mine, APPROVAL))
         releases.wait_phase("AwaitingApproval", 240, also=lambda s: (s.get("stage") or {}).get("name") == "canary")
         wait_for(lambda: ("AwaitingApproval", "canary", "canary") in receiver.events("release", 2), 30)
@@ -161,11 +162,9 @@ def test_a_receiver_hears_a_rollout_in_order(releases: Releases, traffic: Any, r
         releases.wait_phase("Succeeded", 180, also=lambda s: s.get("stableVersion") == 2)
         wait_for(lambda: ("Promoted", None, None) in receiver.events("release", 2), 30, message="Promoted told")
 
-        releases.apply(_manifest(releases, 3, mine, APPROVAL))  # held at canary until its answers go wrong
-        releases.wait_phase("AwaitingApproval", 240, also=lambda s: (s.get("stage") or {}).get("name") == "canary")
-        generator.answer_wrongly("3")
-        rolled_back = releases.wait_phase("RolledBack", 120)
-        wait_for(lambda: receiver.events("release", 3)[-1:] == [("RolledBack", "canary", None)], 30)
+        releases.apply(_manifest(releases, 3, mine))  # devstack's v3 is a worse model: its smoke test fails
+        rolled_back = releases.wait_phase("RolledBack", 180)
+        wait_for(lambda: receiver.events("release", 3)[-1:] == [("RolledBack", "smoke", None)], 30)
 
     expected = [
         ("RolloutStarted", None, "smoke"),
@@ -176,16 +175,16 @@ def test_a_receiver_hears_a_rollout_in_order(releases: Releases, traffic: Any, r
     ]
     assert receiver.events("release", 2) == expected
     assert receiver.events("all", 2) == expected, "the operator-wide receiver hears the same, in the same order"
-    assert receiver.events("release", 3) == [*expected[:3], ("RolledBack", "canary", None)]
+    assert receiver.events("release", 3) == [expected[0], ("RolledBack", "smoke", None)]
     back = receiver.bodies("release")[-1]
-    assert (back["release"], back["namespace"], back["reason"]) == ("digits", releases.namespace, "AnalysisFailed")
+    assert (back["release"], back["namespace"], back["reason"]) == ("digits", releases.namespace, "SmokeFailed")
     assert (back["stableVersion"], back["candidateVersion"], back["phase"]) == (2, None, "RolledBack")
     assert back["time"] == next(h["at"] for h in rolled_back["history"] if h["outcome"] == "RolledBack")
     slack = receiver.bodies("slack")
-    assert len(slack) == 9 and all(set(body) == {"text", "blocks"} for body in slack)
+    assert len(slack) == 7 and all(set(body) == {"text", "blocks"} for body in slack)
     who = f"{releases.namespace}/digits"
     assert slack[2]["text"].startswith(f":raised_hand: {who} v2: waiting for approval at stage canary")
-    assert slack[-1]["text"].startswith(f":rewind: {who} v3: rolled back at stage canary")
+    assert slack[-1]["text"].startswith(f":rewind: {who} v3: rolled back at stage smoke")
 
 
 def _timed_rollout(releases: Releases, version: int, notifications: list[dict[str, Any]]) -> float:
@@ -204,7 +203,7 @@ def test_a_receiver_that_is_down_delays_nothing(
     with traffic(rate=30, model=model_of(releases)):
         up = _timed_rollout(releases, 2, [{"url": f"{BASE}/release"}])
         attempts_before = len(down.connections)
-        stuck = _timed_rollout(releases, 3, [dead])
+        stuck = _timed_rollout(releases, 5, [dead])  # v5: as good as v2 within the analysis' margin
     told = receiver.events("release", 2)
     print(f"rollout with the receiver up: {up:.1f} s; with it down: {stuck:.1f} s ({len(told)} notices each)")
     assert told[-1] == ("Promoted", None, None)
