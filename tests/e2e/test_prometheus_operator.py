@@ -174,7 +174,8 @@ def _versions_scraped(url: str, job: str, namespace: str) -> dict[str, dict[str,
     found = {}
     for target in prometheus.targets(url):
         labels = target["labels"]
-        if labels.get("job") == job and labels.get("namespace") == namespace and target.get("health") == "up":
+        # The scrape pool is the generated job's name; its `job` label is the PodMonitor's namespace/name.
+        if target.get("scrapePool") == job and labels.get("namespace") == namespace and target.get("health") == "up":
             found[labels["version"]] = labels
     return found
 
