@@ -50,6 +50,7 @@ import copy
 import gzip
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -320,6 +321,23 @@ def generated_config(secret: Mapping[str, Any]) -> dict[str, Any]:
     return loaded
 
 
+RELOADER_ENV = {"POD_NAME": "devstack", "SHARD": "0"}
+"""What the config reloader of the Operator's StatefulSet pod (shard 0) expands ``$(NAME)`` to, for devstack's process."""
+
+_ENV_REFERENCE = re.compile(r"\$\(([a-zA-Z_0-9]+)\)")
+
+
+def _expand_reloader_env(value: Any) -> Any:
+    """Every string in ``value`` with ``$(NAME)`` expanded from ``RELOADER_ENV``, as the reloader expands its file."""
+    if isinstance(value, str):
+        return _ENV_REFERENCE.sub(lambda m: RELOADER_ENV.get(m.group(1), m.group(0)), value)
+    if isinstance(value, dict):
+        return {key: _expand_reloader_env(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_expand_reloader_env(item) for item in value]
+    return value
+
+
 def operator_config(generated: Mapping[str, Any], kubeconfig: Path, rules: Path) -> dict[str, Any]:
     """The Operator's configuration, changed only where devstack's Prometheus is not a pod of its StatefulSet.
 
@@ -327,7 +345,13 @@ def operator_config(generated: Mapping[str, Any], kubeconfig: Path, rules: Path)
       Prometheus finds the API server through its ServiceAccount; here through
       devstack's kubeconfig.  Roles, namespaces, selectors and every
       ``relabel_configs`` entry stay exactly as generated;
-    - ``$(POD_NAME)`` in the external labels (the config reloader substitutes it) becomes ``devstack``;
+    - the ``$(VAR)`` references the config reloader expands from its pod's
+      environment (``RELOADER_ENV``) are expanded the same way, anywhere in the
+      configuration: ``$(POD_NAME)`` (external labels) becomes ``devstack`` and
+      ``$(SHARD)`` becomes ``0``.  ``$(SHARD)`` is in the keep rule that ends
+      every generated job's relabelling (``regex: $(SHARD);|.+;.+``): left
+      unexpanded it matches no target, so every pod a PodMonitor selects is
+      dropped.  Unknown references stay as they are, as the reloader leaves them;
     - ``rule_files`` point at the directory the rule ConfigMaps are written to;
     - no Alertmanager (the generated config names none without one in the spec).
     """
@@ -335,9 +359,7 @@ def operator_config(generated: Mapping[str, Any], kubeconfig: Path, rules: Path)
     for job in config.get("scrape_configs") or []:
         for sd in job.get("kubernetes_sd_configs") or []:
             sd["kubeconfig_file"] = str(kubeconfig)
-    external = (config.get("global") or {}).get("external_labels") or {}
-    for key, value in list(external.items()):
-        external[key] = str(value).replace("$(POD_NAME)", "devstack")
+    config = _expand_reloader_env(config)
     if config.get("rule_files"):
         config["rule_files"] = [str(rules / "*.yaml")]
     config.pop("alerting", None)

@@ -180,6 +180,16 @@ def _versions_scraped(url: str, job: str, namespace: str) -> dict[str, dict[str,
     return found
 
 
+def _targets_report(url: str) -> str:
+    """Every active and dropped target with its discovered labels: what to read when discovery finds nothing."""
+    import json
+
+    import httpx
+
+    body = httpx.get(f"{url}/api/v1/targets", timeout=5.0, trust_env=False).json()["data"]
+    return json.dumps(body, indent=1)[:20000]
+
+
 def _requests(url: str, releases: Releases, model: str, version: int) -> float | None:
     plan = plan_for(MetricSpec.model_validate({"name": "errors", "template": "tfserving-error-rate", "max": 0.1}))
     assert plan.denominator is not None
@@ -199,14 +209,19 @@ def test_model_pods_are_discovered_with_the_podmonitors_labels_and_the_rollback_
         manifest["spec"]["model"]["version"] = 2
         releases.apply(manifest)
         releases.wait_phase("AwaitingApproval", 240, also=lambda s: (s.get("stage") or {}).get("name") == "canary")
-        scraped = wait_for(
-            lambda: (
-                (found := _versions_scraped(operated.url, operated.pod_job, releases.namespace)).keys() >= {"1", "2"}
-                and found
-            ),
-            60,
-            message="both versions' pods scraped through the PodMonitor's job",
-        )
+        try:
+            scraped = wait_for(
+                lambda: (
+                    (found := _versions_scraped(operated.url, operated.pod_job, releases.namespace)).keys()
+                    >= {"1", "2"}
+                    and found
+                ),
+                60,
+                message="both versions' pods scraped through the PodMonitor's job",
+            )
+        except TimeoutError:
+            print(_targets_report(operated.url))
+            raise
         for version in ("1", "2"):
             labels = scraped[version]
             assert labels["release"] == releases.name and labels["pod"].startswith(f"{releases.name}-v{version}-")

@@ -22,7 +22,12 @@ GENERATED = {
             "job_name": "podMonitor/monitoring/mr-modelrelease-models/0",
             "kubernetes_sd_configs": [{"role": "pod"}],
             "relabel_configs": [
-                {"source_labels": ["__meta_kubernetes_pod_label_modelrelease_io_version"], "target_label": "version"}
+                {"source_labels": ["__meta_kubernetes_pod_label_modelrelease_io_version"], "target_label": "version"},
+                {
+                    "source_labels": ["__tmp_hash", "__tmp_disable_sharding"],
+                    "regex": "$(SHARD);|.+;.+",
+                    "action": "keep",
+                },
             ],
         }
     ],
@@ -30,12 +35,15 @@ GENERATED = {
 }
 
 
-def test_only_how_to_reach_the_api_server_the_pod_name_and_the_rule_paths_change(tmp_path: Path) -> None:
+def test_only_how_to_reach_the_api_server_the_reloaders_variables_and_the_rule_paths_change(tmp_path: Path) -> None:
     kubeconfig, rules = tmp_path / "kubeconfig", tmp_path / "rules"
     served = monitoring.operator_config(GENERATED, kubeconfig, rules)
     [job] = served["scrape_configs"]
     assert job["kubernetes_sd_configs"] == [{"role": "pod", "kubeconfig_file": str(kubeconfig)}]
-    assert job["relabel_configs"] == GENERATED["scrape_configs"][0]["relabel_configs"]  # type: ignore[index]
+    version, shard = job["relabel_configs"]
+    assert version == GENERATED["scrape_configs"][0]["relabel_configs"][0]  # type: ignore[index]
+    # Unexpanded, the sharding keep rule matches no target and every pod is dropped.
+    assert shard == {"source_labels": ["__tmp_hash", "__tmp_disable_sharding"], "regex": "0;|.+;.+", "action": "keep"}
     assert served["global"]["external_labels"]["prometheus_replica"] == "devstack"
     assert served["rule_files"] == [str(rules / "*.yaml")]
     assert "alerting" not in served
