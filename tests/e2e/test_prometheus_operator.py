@@ -1,7 +1,9 @@
 """The chart's PodMonitor and PrometheusRule taking effect through the real Prometheus Operator on devstack.
 
 The Prometheus Operator (v0.85.0, built by ``make setup``) runs as a devstack
-process against the local API server with its CRDs installed.  The chart's
+process against the local API server with the CRDs its Prometheus controller
+watches installed (``CRD_PLURALS``; it leaves the other kinds' controllers off
+without theirs, as it would in a cluster that lacks them).  The chart's
 PodMonitor and PrometheusRule, rendered by helm, are applied, with a
 Prometheus object that selects them.  Its StatefulSet has 0 replicas (the pod
 runner cannot run the Prometheus image), but the Operator does everything
@@ -9,13 +11,15 @@ else it does for a running one: it selects the monitors and rules and writes
 the Prometheus configuration it generated into the Secret
 ``prometheus-devstack`` and the rule files into a ConfigMap.  devstack's own
 Prometheus binary runs on that configuration, changed only where it is not a
-pod (``monitoring.operator_config``: the kubeconfig to reach the API server).
+pod (``monitoring.operator_config``: the kubeconfig to reach the API server,
+and the ``$(SHARD)`` and ``$(POD_NAME)`` its config reloader would expand).
 So the discovery and relabelling that run are the ones users get.
 
-One rollout then shows it works end to end: the model pods of both versions
+One rollout (a pod per version, v2 held in its canary stage by an approval
+gate) then shows it works end to end: the model pods of both versions
 are discovered with the PodMonitor's ``version``, ``release``, ``namespace``
 and ``pod`` labels, the built-in health template returns data for each
-version, and after v2 is rolled back the chart's ModelReleaseRolledBack alert
+version, and after v2's analysis fails and rolls it back the chart's ModelReleaseRolledBack alert
 fires from the rule file the Operator generated.  The operator process is
 not a pod with a Service here, so it is scraped as a static target (what the
 chart's ServiceMonitor would select).
@@ -23,6 +27,7 @@ chart's ServiceMonitor would select).
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import uuid
@@ -31,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from chart_support import render
 from rollout_support import OperatorProcess, Releases
@@ -65,11 +71,32 @@ class Monitoring:
         return f"podMonitor/{self.namespace}/{CHART_RELEASE}-modelrelease-models/0"
 
 
+# What the Operator's Prometheus controller watches.  It starts the controllers of other kinds (Alertmanager,
+# ThanosRuler, PrometheusAgent, ScrapeConfig) only when their CRDs exist; those CRDs are most of the 4 MB of
+# schemas and of the time applying them takes (about 4 s of 5 on devstack).
+CRD_PLURALS = ("prometheuses", "podmonitors", "servicemonitors", "prometheusrules", "probes")
+
+
 def _crds_installed(cluster: Cluster) -> None:
-    cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(monitoring.operator_crds()))
-    for path in sorted(monitoring.operator_crds().glob("*.yaml")):
-        name = path.name.removeprefix("monitoring.coreos.com_").removesuffix(".yaml")
-        cluster.kubectl("wait", "--for=condition=Established", f"crd/{name}.monitoring.coreos.com", "--timeout=60s")
+    files = [
+        f"--filename={monitoring.operator_crds() / f'monitoring.coreos.com_{plural}.yaml'}" for plural in CRD_PLURALS
+    ]
+    cluster.kubectl("apply", "--server-side", "--force-conflicts", *files)
+    names = {f"{plural}.monitoring.coreos.com" for plural in CRD_PLURALS}
+
+    def established() -> bool:
+        # Polled, not `kubectl wait`: that fails ("status.conditions accessor error") on a CRD with no conditions yet.
+        found = {
+            crd["metadata"]["name"]
+            for crd in cluster.get("customresourcedefinitions")
+            if any(
+                c["type"] == "Established" and c["status"] == "True"
+                for c in (crd.get("status") or {}).get("conditions") or []
+            )
+        }
+        return names <= found
+
+    wait_for(established, 60, interval=0.2, message="the Prometheus Operator's CRDs established")
 
 
 @pytest.fixture(scope="module")
@@ -182,12 +209,8 @@ def _versions_scraped(url: str, job: str, namespace: str) -> dict[str, dict[str,
 
 def _targets_report(url: str) -> str:
     """Every active and dropped target with its discovered labels: what to read when discovery finds nothing."""
-    import json
-
-    import httpx
-
     body = httpx.get(f"{url}/api/v1/targets", timeout=5.0, trust_env=False).json()["data"]
-    return json.dumps(body, indent=1)[:20000]
+    return json.dumps({key: body[key] for key in ("activeTargets", "droppedTargets")}, indent=1)[:20000]
 
 
 def _requests(url: str, releases: Releases, model: str, version: int) -> float | None:
@@ -203,12 +226,23 @@ def test_model_pods_are_discovered_with_the_podmonitors_labels_and_the_rollback_
     model = f"digits-{releases.namespace[-5:]}"
     manifest = releases.manifest(1, stages=STAGES)
     manifest["spec"]["model"]["name"] = model
+    manifest["spec"]["serving"]["replicas"] = 1  # a pod per version is all discovery needs; each pod costs seconds
     releases.apply(manifest)
-    releases.wait_phase("Succeeded", 180, also=lambda s: s.get("stableVersion") == 1)
+    # Traffic starts while v1's pods start: its wait to be scraped overlaps theirs (no endpoint yet: UNAVAILABLE).
     with traffic(rate=30, model=model) as generator:
+        releases.wait_phase("Succeeded", 180, also=lambda s: s.get("stableVersion") == 1)
         manifest["spec"]["model"]["version"] = 2
         releases.apply(manifest)
-        releases.wait_phase("AwaitingApproval", 240, also=lambda s: (s.get("stage") or {}).get("name") == "canary")
+        # Both versions serve from the canary stage on; its approval gate keeps v2 there until it is rolled back.
+        wait_for(
+            lambda: (
+                (s := releases.status()).get("phase") in ("Progressing", "AwaitingApproval")
+                and (s.get("stage") or {}).get("name") == "canary"
+            ),
+            240,
+            interval=0.5,
+            message="v2 in its canary stage",
+        )
         try:
             scraped = wait_for(
                 lambda: (
@@ -219,9 +253,8 @@ def test_model_pods_are_discovered_with_the_podmonitors_labels_and_the_rollback_
                 60,
                 message="both versions' pods scraped through the PodMonitor's job",
             )
-        except TimeoutError:
-            print(_targets_report(operated.url))
-            raise
+        except TimeoutError as error:
+            raise AssertionError(f"{error}\n/api/v1/targets:\n{_targets_report(operated.url)}") from None
         for version in ("1", "2"):
             labels = scraped[version]
             assert labels["release"] == releases.name and labels["pod"].startswith(f"{releases.name}-v{version}-")
@@ -233,6 +266,7 @@ def test_model_pods_are_discovered_with_the_podmonitors_labels_and_the_rollback_
         assert all(count is not None and count > 0 for count in counts.values()), counts
         generator.answer_wrongly("2")
         releases.wait_phase("RolledBack", 120)
+        releases.wait_events("AnalysisFailed", timeout=10)  # rolled back by its analysis, as a failing canary is
 
     firing = wait_for(
         lambda: prometheus.query(
