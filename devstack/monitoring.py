@@ -26,18 +26,42 @@ How it is built (measured facts, see docs/metrics.md and the README):
 The binary lands in ``~/.cache/modelrelease/bin/prometheus/<version>/`` with
 a recipe stamp (a change rebuilds) and the build's wall time, CPU time and
 peak RSS (``build-measurements.json``), which ``make setup`` prints.
+
+The Prometheus Operator (``github.com/prometheus-operator/prometheus-operator``
+v0.85.0) is built the same way into ``bin/prometheus-operator/<version>/``
+with its CRDs: its module zip lacks ``pkg/apis/monitoring`` and
+``pkg/client``, which its go.mod replaces with those directories, so a copy
+drops the two replaces and requires them from the proxy (they are modules of
+their own).  On devstack it runs as a process against the local API server
+(``operator_argv``).  Why not the StatefulSet it makes for a Prometheus
+object: the pod runner would have to run the Prometheus image.  Instead a
+Prometheus object with 0 replicas (``prometheus_object``) has the Operator
+do everything else: select the chart's PodMonitor, ServiceMonitor and
+PrometheusRule and write the configuration and rule files it generated
+into a Secret and ConfigMaps; devstack's Prometheus binary runs on that
+configuration, changed only where it is not in a pod (``operator_config``).
+So the relabelling that runs is the one the Operator gives users.
 """
 
 from __future__ import annotations
 
+import base64
+import copy
+import gzip
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 from devstack import cache_root
 from devstack.gateway import module_dir, parse_time_v
@@ -219,14 +243,201 @@ def build_prometheus_operator(force: bool = False) -> dict[str, float]:
     return measured
 
 
+# --- running the Prometheus Operator on devstack -----------------------------------------------------------------
+
+PROMETHEUS_CR = "devstack"
+"""The Prometheus object devstack asks the Operator to configure (0 replicas: devstack runs the binary)."""
+
+
+def _kubeconfig_user(kubeconfig: Path) -> dict[str, str]:
+    """The API server's address and the admin's certificate files, from devstack's kubeconfig (file paths)."""
+    config = yaml.safe_load(kubeconfig.read_text())
+    cluster = config["clusters"][0]["cluster"]
+    user = config["users"][0]["user"]
+    return {
+        "server": cluster["server"],
+        "ca": cluster["certificate-authority"],
+        "cert": user["client-certificate"],
+        "key": user["client-key"],
+    }
+
+
+def operator_argv(kubeconfig: Path, listen: str, namespaces: Sequence[str] = ()) -> list[str]:
+    """The Operator as a devstack process: the local API server with the admin's certificate, no kubelet sync.
+
+    The Operator's own flags for running outside a pod (``--apiserver`` and the
+    certificate files) stand in for the ServiceAccount a Deployment of it would use.
+    """
+    if not operator_binary().exists():
+        raise MonitoringBuildError("the Prometheus Operator is not built: run `make setup` (python -m devstack setup)")
+    user = _kubeconfig_user(kubeconfig)
+    argv = [
+        str(operator_binary()),
+        f"--apiserver={user['server']}",
+        f"--ca-file={user['ca']}",
+        f"--cert-file={user['cert']}",
+        f"--key-file={user['key']}",
+        f"--web.listen-address={listen}",
+        "--log-level=info",
+    ]
+    if namespaces:
+        argv.append(f"--namespaces={','.join(namespaces)}")
+    return argv
+
+
+def prometheus_object(namespace: str, selector: Mapping[str, str], name: str = PROMETHEUS_CR) -> dict[str, Any]:
+    """A Prometheus that selects monitors and rules by ``selector`` in every namespace, run by nobody (0 replicas).
+
+    The Operator still does for it all it does for a running one: it selects the
+    PodMonitors, ServiceMonitors and PrometheusRules, writes the generated
+    configuration into the Secret ``prometheus-<name>`` and the rules into the
+    ConfigMaps ``prometheus-<name>-rulefiles-<n>``; devstack feeds those to its
+    own Prometheus binary (``operator_config``) instead of the StatefulSet's pods.
+    """
+    match = {"matchLabels": dict(selector)}
+    return {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "Prometheus",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "replicas": 0,
+            "version": f"v{prometheus_release()}",
+            "scrapeInterval": "1s",
+            "evaluationInterval": "1s",
+            "podMonitorSelector": match,
+            "podMonitorNamespaceSelector": {},
+            "serviceMonitorSelector": match,
+            "serviceMonitorNamespaceSelector": {},
+            "ruleSelector": match,
+            "ruleNamespaceSelector": {},
+        },
+    }
+
+
+def generated_config(secret: Mapping[str, Any]) -> dict[str, Any]:
+    """The configuration the Operator generated, from its Secret (``prometheus.yaml.gz``, base64 in ``data``)."""
+    packed = base64.b64decode(secret["data"]["prometheus.yaml.gz"])
+    loaded: dict[str, Any] = yaml.safe_load(gzip.decompress(packed))
+    return loaded
+
+
+RELOADER_ENV = {"POD_NAME": "devstack", "SHARD": "0"}
+"""What the config reloader of the Operator's StatefulSet pod (shard 0) expands ``$(NAME)`` to, for devstack's process."""
+
+_ENV_REFERENCE = re.compile(r"\$\(([a-zA-Z_0-9]+)\)")
+
+
+def _expand_reloader_env(value: Any) -> Any:
+    """Every string in ``value`` with ``$(NAME)`` expanded from ``RELOADER_ENV``, as the reloader expands its file."""
+    if isinstance(value, str):
+        return _ENV_REFERENCE.sub(lambda m: RELOADER_ENV.get(m.group(1), m.group(0)), value)
+    if isinstance(value, dict):
+        return {key: _expand_reloader_env(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_expand_reloader_env(item) for item in value]
+    return value
+
+
+def operator_config(generated: Mapping[str, Any], kubeconfig: Path, rules: Path) -> dict[str, Any]:
+    """The Operator's configuration, changed only where devstack's Prometheus is not a pod of its StatefulSet.
+
+    - every ``kubernetes_sd_configs`` entry gets ``kubeconfig_file``: in a pod
+      Prometheus finds the API server through its ServiceAccount; here through
+      devstack's kubeconfig.  Roles, namespaces, selectors and every
+      ``relabel_configs`` entry stay exactly as generated;
+    - the ``$(VAR)`` references the config reloader expands from its pod's
+      environment (``RELOADER_ENV``) are expanded the same way, anywhere in the
+      configuration: ``$(POD_NAME)`` (external labels) becomes ``devstack`` and
+      ``$(SHARD)`` becomes ``0``.  ``$(SHARD)`` is in the keep rule that ends
+      every generated job's relabelling (``regex: $(SHARD);|.+;.+``): left
+      unexpanded it matches no target, so every pod a PodMonitor selects is
+      dropped.  Unknown references stay as they are, as the reloader leaves them;
+    - ``rule_files`` point at the directory the rule ConfigMaps are written to;
+    - no Alertmanager (the generated config names none without one in the spec).
+    """
+    config = copy.deepcopy(dict(generated))
+    for job in config.get("scrape_configs") or []:
+        for sd in job.get("kubernetes_sd_configs") or []:
+            sd["kubeconfig_file"] = str(kubeconfig)
+    config = _expand_reloader_env(config)
+    if config.get("rule_files"):
+        config["rule_files"] = [str(rules / "*.yaml")]
+    config.pop("alerting", None)
+    return config
+
+
+def write_rule_files(config_maps: Sequence[Mapping[str, Any]], rules: Path) -> list[Path]:
+    """The rule files the Operator generated from the PrometheusRules, from its ``rulefiles`` ConfigMaps."""
+    rules.mkdir(parents=True, exist_ok=True)
+    written = []
+    for config_map in config_maps:
+        for name, text in (config_map.get("data") or {}).items():
+            path = rules / name
+            path.write_text(text)
+            written.append(path)
+    return written
+
+
+@contextmanager
+def serve_config(config: Mapping[str, Any], directory: Path, timeout: float = 60.0) -> Iterator[str]:
+    """devstack's Prometheus binary on ``config`` for a ``with`` block; yields its URL (``reload`` re-reads it)."""
+    from devstack import prometheus
+
+    binary = prometheus_binary()
+    if not binary.exists():
+        raise MonitoringBuildError("prometheus is not built: run `make setup` (python -m devstack setup)")
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "prometheus.yml"
+    path.write_text(yaml.safe_dump(dict(config), sort_keys=False))
+    address = prometheus.free_address()
+    argv = [
+        str(binary),
+        f"--config.file={path}",
+        f"--storage.tsdb.path={directory / 'data'}",
+        "--storage.tsdb.retention.time=2h",
+        f"--web.listen-address={address}",
+        "--web.enable-lifecycle",
+        "--log.level=warn",
+    ]
+    log_path = directory / "prometheus.log"
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    url = f"http://{address}"
+    try:
+        try:
+            prometheus.wait_until_ready(url, timeout)
+        except TimeoutError as exc:
+            tail = log_path.read_text(errors="replace")[-2000:]
+            raise TimeoutError(f"{exc}; exit code {process.poll()}; log tail:\n{tail}") from exc
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 def setup() -> dict[str, float]:
-    """``make setup``'s step: Prometheus 3 from its module (empty measurements when cached)."""
-    return build_prometheus()
+    """``make setup``'s step: Prometheus 3 and the Prometheus Operator from their modules (empty when cached).
+
+    The Operator's measurements are returned under ``operator_*`` keys and printed here.
+    """
+    measured = dict(build_prometheus())
+    operator = build_prometheus_operator()
+    if operator:
+        print(
+            f"devstack setup: prometheus-operator {OPERATOR_VERSION} built in {operator['wall_seconds']:.0f} s wall, "
+            f"{operator.get('cpu_seconds', 0):.0f} CPU-s, peak RSS {operator.get('peak_rss_mib', 0):.0f} MiB"
+        )
+        measured.update({f"operator_{key}": value for key, value in operator.items()})
+    return measured
 
 
 def main() -> int:
     measured = setup()
-    print(json.dumps(measured or {"cached": str(prometheus_binary())}, indent=2))
+    print(json.dumps(measured or {"cached": [str(prometheus_binary()), str(operator_binary())]}, indent=2))
     return 0
 
 

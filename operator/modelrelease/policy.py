@@ -152,7 +152,7 @@ def prometheus_violations(spec: ModelReleaseSpec, allowed: PrometheusAllowList) 
 
 
 def webhook_violations(spec: ModelReleaseSpec, allowed: PrometheusAllowList) -> list[Violation]:
-    """Each lifecycle webhook URL the operator's ``--allowed-webhook-address`` does not list (same exact match)."""
+    """Each webhook or notification URL the operator's ``--allowed-webhook-address`` does not list (exact match)."""
     hooks = spec.webhooks
     found = []
     for field, hook in (
@@ -168,6 +168,15 @@ def webhook_violations(spec: ModelReleaseSpec, allowed: PrometheusAllowList) -> 
             "ask the operator's admins to add it with --allowed-webhook-address"
         )
         found.append(Violation(f"spec.webhooks.{field}.url", "webhook-allow-list", detail, WEBHOOK_NOT_ALLOWED))
+    for index, target in enumerate(spec.notifications):  # the same list: a notification is a webhook too
+        if not allowed.allows(str(target.url)):
+            detail = (
+                f"{target.url} is not a webhook address this operator may call (allowed: {allowed.describe()}); "
+                "ask the operator's admins to add it with --allowed-webhook-address"
+            )
+            found.append(
+                Violation(f"spec.notifications[{index}].url", "webhook-allow-list", detail, WEBHOOK_NOT_ALLOWED)
+            )
     return found
 
 

@@ -94,6 +94,7 @@ from modelrelease.metrics import (
     STAGE_TRANSITIONS,
     record_release,
 )
+from modelrelease.notify import Notifier
 from modelrelease.observe import (
     VersionPods,
     current_pods,
@@ -141,6 +142,7 @@ class OperatorContext:
     settings: EngineSettings = field(default_factory=EngineSettings)
     policy: ReleasePolicy = field(default_factory=ReleasePolicy)
     webhooks: WebhookRunner = field(default_factory=lambda: WebhookRunner(PrometheusAllowList()))
+    notifier: Notifier = field(default_factory=Notifier)
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
 
 
@@ -230,6 +232,7 @@ async def _reconcile(ctx: OperatorContext, namespace: str, name: str) -> PassOut
     body = new_status.model_dump(by_alias=True, mode="json") if new_status != status else None
     resource_version = await kube.patch_status(namespace, name, metadata["resourceVersion"], body)
     ctx.webhooks.collect(namespace, name, spec, new_status)  # deliveries this pass asked for start now, unawaited
+    ctx.notifier.publish(namespace, name, spec, status, new_status, stamp)  # queued, never awaited (notify)
     _count(namespace, name, status, new_status, decision)
     set_rollout(
         new_status.candidate_version or new_status.stable_version, new_status.stage.name if new_status.stage else None

@@ -53,6 +53,7 @@ from modelrelease.kube.client import Kube
 from modelrelease.leader import LeaderElector, LeaseConfig
 from modelrelease.measure import Analyzer
 from modelrelease.namespaces import scope_of
+from modelrelease.notify import Notifier, parse_target
 from modelrelease.policy import DEFAULT_SERVICE_ACCOUNTS, PrometheusAllowList, ReleasePolicy
 from modelrelease.reconcile import OperatorContext, PassOutcome, reconcile
 from modelrelease.routing.registry import build_routers
@@ -119,6 +120,8 @@ class RunConfig:
     load_timeout: timedelta = timedelta(minutes=10)
     allowed_prometheus_addresses: Sequence[str] = ()
     allowed_webhook_addresses: Sequence[str] = ()
+    notify_webhooks: Sequence[str] = ()
+    """Operator-wide notification receivers, ``URL`` or ``FORMAT=URL`` (``notify.parse_target``)."""
     allowed_images: Sequence[str] = ()
     allowed_service_accounts: Sequence[str] = ()
     allow_privileged_pods: bool = False
@@ -206,6 +209,7 @@ async def run(settings: RunConfig, stop: asyncio.Event | None = None) -> None:
         settings=EngineSettings(load_timeout=settings.load_timeout),
         policy=policy,
         webhooks=WebhookRunner(policy.webhooks),
+        notifier=Notifier([parse_target(t) for t in settings.notify_webhooks], policy.webhooks),
     )
 
     async def one_pass(namespace: str, name: str) -> PassOutcome:
@@ -259,6 +263,7 @@ async def run(settings: RunConfig, stop: asyncio.Event | None = None) -> None:
         signals.cancel()
         await scheduler.close()
         await context.webhooks.close()
+        await context.notifier.close()
         await cache.close()
         await channels().close()
         election.cancel()

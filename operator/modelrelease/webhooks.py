@@ -19,6 +19,10 @@ again before sending, so a refused URL is never contacted.
 
 Delivery is at least once: a pending delivery lives in status, so an
 operator restarted before the answer was recorded sends it again.
+
+``post_json`` and ``post_with_retries`` (one attempt; attempts with
+back-off) are shared with the notifications (``modelrelease.notify``),
+which are fire-and-forget and never recorded in status.
 """
 
 from __future__ import annotations
@@ -73,6 +77,53 @@ async def post_json(url: str, body: bytes, timeout: float) -> tuple[int, str]:
         return response.status, answer.decode(errors="replace").strip()
 
 
+@dataclass(frozen=True)
+class Attempts:
+    """What a POST retried with back-off came to: the last answer, or the last error."""
+
+    ok: bool
+    code: int | None
+    attempts: int
+    message: str
+
+
+async def post_with_retries(
+    url: str,
+    data: bytes,
+    timeout: float,
+    retries: int,
+    post: Post = post_json,
+    backoff: float = BACKOFF_SECONDS,
+    *,
+    timeout_text: str = "",
+) -> Attempts:
+    """POST until a 2xx answer or ``retries`` more attempts are spent; never raises.
+
+    A non-2xx answer is retried like no answer at all: a receiver that is
+    restarting answers 502 for a moment.  The back-off doubles from
+    ``backoff`` up to ``BACKOFF_MAX_SECONDS``.  Shared by the lifecycle
+    webhooks and the notifications (``modelrelease.notify``).
+    """
+    code: int | None = None
+    message = ""
+    attempts = 0
+    delay = backoff
+    for attempt in range(retries + 1):
+        if attempt:
+            await asyncio.sleep(delay)  # back-off between attempts, not a synchronisation
+            delay = min(delay * 2, BACKOFF_MAX_SECONDS)
+        attempts += 1
+        try:
+            code, message = await post(url, data, timeout)
+        except TimeoutError:
+            code, message = None, f"no answer within {timeout_text or f'{timeout:g}s'}"
+        except (aiohttp.ClientError, OSError, ValueError) as error:
+            code, message = None, f"{type(error).__name__}: {error}"[:ANSWER_BYTES]
+        if code is not None and 200 <= code < 300:
+            return Attempts(ok=True, code=code, attempts=attempts, message=message)
+    return Attempts(ok=False, code=code, attempts=attempts, message=message)
+
+
 async def deliver(
     hook: WebhookHook,
     webhook: WebhookSpec,
@@ -82,31 +133,14 @@ async def deliver(
 ) -> WebhookOutcome:
     """Attempt until a 2xx answer or the retries are spent; never raises (the outcome says what happened).
 
-    A non-2xx answer is retried like no answer at all: a receiver that is
-    restarting answers 502 for a moment.  (confirmPromotion's "not yet" is a
-    refusal the engine asks again about an interval later.)
+    (confirmPromotion's "not yet" is a refusal the engine asks again about an
+    interval later.)
     """
     url = str(webhook.url)
     timeout = parse_duration(webhook.timeout).total_seconds()
     data = json.dumps(body).encode()
-    code: int | None = None
-    message = ""
-    attempts = 0
-    delay = backoff
-    for attempt in range(webhook.retries + 1):
-        if attempt:
-            await asyncio.sleep(delay)  # back-off between attempts, not a synchronisation
-            delay = min(delay * 2, BACKOFF_MAX_SECONDS)
-        attempts += 1
-        try:
-            code, message = await post(url, data, timeout)
-        except TimeoutError:
-            code, message = None, f"no answer within {webhook.timeout}"
-        except (aiohttp.ClientError, OSError, ValueError) as error:
-            code, message = None, f"{type(error).__name__}: {error}"[:ANSWER_BYTES]
-        if code is not None and 200 <= code < 300:
-            return WebhookOutcome(hook=hook, url=url, ok=True, code=code, attempts=attempts, message=message)
-    return WebhookOutcome(hook=hook, url=url, ok=False, code=code, attempts=attempts, message=message)
+    done = await post_with_retries(url, data, timeout, webhook.retries, post, backoff, timeout_text=webhook.timeout)
+    return WebhookOutcome(hook=hook, url=url, ok=done.ok, code=done.code, attempts=done.attempts, message=done.message)
 
 
 @dataclass

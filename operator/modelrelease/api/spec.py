@@ -611,6 +611,26 @@ class WebhooksSpec(ApiModel):
     on_rollback: WebhookSpec | None = Field(default=None, description="On every automatic rollback: a page.")
 
 
+NotificationEvent = Literal["RolloutStarted", "StageChanged", "AwaitingApproval", "Promoted", "RolledBack", "Failed"]
+NotificationFormat = Literal["generic", "slack"]
+
+
+class NotificationSpec(ApiModel):
+    """A receiver told of the rollout's changes (``modelrelease.notify``); informational, never waited for."""
+
+    url: HttpUrl = Field(description="Where the POST goes; the operator's --allowed-webhook-address must list it.")
+    format: NotificationFormat = Field(
+        default="generic",
+        description="generic: a JSON object with release, namespace, event, stages, versions, reason and time; "
+        "slack: a Slack incoming-webhook message.",
+    )
+    events: list[NotificationEvent] = Field(
+        default_factory=list, max_length=6, description="The events sent; empty: all of them."
+    )
+    timeout: WebhookTimeout = Field(default="5s", description="Deadline of one attempt.")
+    retries: int = Field(default=3, ge=0, le=10, description="Attempts after the first, with exponential back-off.")
+
+
 def default_stages() -> list[Stage]:
     """smoke, canary 10, canary 50, full: the smallest rollout worth trusting.
 
@@ -687,6 +707,11 @@ class ModelReleaseSpec(ApiModel):
     analysis: AnalysisSpec = Field(default_factory=AnalysisSpec)
     rollback: RollbackSpec = Field(default_factory=RollbackSpec)
     webhooks: WebhooksSpec = Field(default_factory=WebhooksSpec)
+    notifications: list[NotificationSpec] = Field(
+        default_factory=list,
+        max_length=8,
+        description="Receivers posted to on stage changes, approval waits, promotions and rollbacks.",
+    )
     hold_at: HoldAtName = Field(
         default="", description="Advance up to this stage, then wait until it changes (a Git gate)."
     )

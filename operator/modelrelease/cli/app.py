@@ -92,6 +92,13 @@ def run(
             "Default: none.",
         ),
     ] = None,
+    notify_webhook: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Post every release's stage changes, approval waits, promotions and rollbacks here: URL (a generic "
+            "JSON body) or slack=URL (Slack's incoming-webhook JSON); repeat for several. Default: none.",
+        ),
+    ] = None,
     allowed_image: Annotated[
         list[str] | None,
         typer.Option(
@@ -121,9 +128,15 @@ def run(
     from modelrelease import logs
     from modelrelease.api.duration import parse_duration
     from modelrelease.depth import allow_deepest_objects
+    from modelrelease.notify import parse_target
     from modelrelease.runner import RunConfig, default_identity
     from modelrelease.runner import run as run_operator
 
+    for target in notify_webhook or ():
+        try:
+            parse_target(target)
+        except ValueError as error:
+            raise typer.BadParameter(str(error), param_hint="--notify-webhook") from error
     logs.configure(log_format.value)
     allow_deepest_objects()
     settings = RunConfig(
@@ -139,6 +152,7 @@ def run(
         load_timeout=parse_duration(load_timeout),
         allowed_prometheus_addresses=tuple(allowed_prometheus_address or ()),
         allowed_webhook_addresses=tuple(allowed_webhook_address or ()),
+        notify_webhooks=tuple(notify_webhook or ()),
         allowed_images=tuple(allowed_image or ()),
         allowed_service_accounts=tuple(allowed_service_account or ()),
         allow_privileged_pods=allow_privileged_pods,
