@@ -1,4 +1,4 @@
-"""`python -m devstack setup|bench|chaos|up|down|status|env|logs`."""
+"""`python -m devstack setup|setup-peers|bench|chaos|up|down|status|env|logs`."""
 
 from __future__ import annotations
 
@@ -68,6 +68,13 @@ def _setup(_: argparse.Namespace) -> int:
     return 0
 
 
+def _setup_peers(_: argparse.Namespace) -> int:
+    """Build Flagger and Argo Rollouts (issue 17's head to head) into the cache, idempotently."""
+    from devstack import peers
+
+    return peers.main()
+
+
 def _bench(args: argparse.Namespace) -> int:
     from devstack import bench
 
@@ -85,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m devstack", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("setup", help="build and install everything (idempotent, cached)").set_defaults(func=_setup)
+    sub.add_parser("setup-peers", help="build Flagger and Argo Rollouts (cached)").set_defaults(func=_setup_peers)
     bench = sub.add_parser("bench", help="time a throwaway devstack: up, kwok scale, down")
     bench.add_argument("--pods", type=int, default=300, help="fake pods to run on kwok nodes (default 300)")
     bench.set_defaults(func=_bench)
