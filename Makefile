@@ -107,6 +107,10 @@ bench-scale: setup
 setup-peers: setup
 	$(PY) -m devstack setup-peers
 
+# One scenario through each peer (v1 then v3 at 10 req/s); use a private devstack (MODELRELEASE_DEVSTACK_DIR).
+bench-peers: setup-peers
+	$(PY) -m devstack.bench_peers
+
 devstack-up: setup
 	$(PY) -m devstack up
 
