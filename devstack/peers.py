@@ -239,10 +239,10 @@ def describe(name: str, measured: dict[str, float]) -> str:
 # --- running them on devstack --------------------------------------------------------------------------------------
 
 
-def crd_files() -> list[Path]:
-    """Every CRD file the peers need on the cluster; a missing build is an error that says what to run."""
+def crd_files(wanted: Sequence[Peer] = PEERS) -> list[Path]:
+    """Every CRD file ``wanted`` need on the cluster; a missing build is an error that says what to run."""
     files: list[Path] = []
-    for peer in PEERS:
+    for peer in wanted:
         if not peer.current():
             raise PeerBuildError(f"{peer.path()} is missing or stale; run `make setup-peers` first")
         files += sorted(peer.crds().glob("*.yaml"))
