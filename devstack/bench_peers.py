@@ -308,7 +308,8 @@ def main(argv: list[str] | None = None) -> int:
     runners = {"flagger": run_flagger, "argo-rollouts": run_argo}
     tools = [tool for tool in args.tools.split(",") if tool]
     with session_cluster() as cluster:
-        files = peers.crd_files()
+        wanted = {"flagger": peers.FLAGGER, "argo-rollouts": peers.ARGO_ROLLOUTS}
+        files = peers.crd_files([wanted[tool] for tool in tools])
         for path in files:
             cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(path))
         names = [f"crd/{name}" for name in peers.crd_names(files)]
