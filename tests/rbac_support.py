@@ -155,15 +155,23 @@ def _enclosing_functions(tree: ast.Module) -> dict[ast.AST, ast.AST]:
 def _custom_targets(function: ast.AST, module: Any) -> set[tuple[str, str]]:
     """(group, plural) of every call in ``function`` shaped like a custom-object call.
 
+    A cluster-wide call (``list_cluster_custom_object``) has no namespace
+    argument, so its plural is the third argument, not the fourth.
+
     A call with ``self.group`` and ``self.plural`` (a base class shared by
-    routers) stands for every class of the operator that sets both as
-    class attributes.
+    routers), or with parameters named ``group`` and ``plural`` (the Kube
+    method those routers read through), stands for every class of the
+    operator that sets both as class attributes.
     """
     found = set()
     for node in ast.walk(function):
-        if isinstance(node, ast.Call) and len(node.args) >= 5:
+        if isinstance(node, ast.Call) and _dotted(node.func).endswith("_cluster_custom_object") and len(node.args) >= 3:
+            group, plural = _resolve(node.args[0], module), _resolve(node.args[2], module)  # (group, version, plural)
+            if isinstance(group, str) and "." in group and isinstance(plural, str):
+                found.add((group, plural))
+        elif isinstance(node, ast.Call) and len(node.args) >= 4:
             first, fourth = node.args[0], node.args[3]
-            if _dotted(first) == "self.group" and _dotted(fourth) == "self.plural":
+            if (_dotted(first), _dotted(fourth)) in (("self.group", "self.plural"), ("group", "plural")):
                 found |= _class_targets()
                 continue
             group, plural = _resolve(first, module), _resolve(fourth, module)

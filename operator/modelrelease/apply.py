@@ -96,6 +96,7 @@ def route_intent(
         stable_replicas=spec.serving.replicas,
         owner_uid=uid,
         route_name=router.route_of(spec),
+        retiring_version=route.retiring_version,
     )
     request = RouteRequest(weight=route.weight, mirror=route.mirror, match=route.match)
     return RouteIntent(target, router.plan(target, request))
@@ -149,6 +150,29 @@ def _deployment_manifest(
     return build_deployment(owner, spec, wanted.version, wanted.role, replicas)
 
 
+def _version_manifests(
+    owner: Owner,
+    spec: ModelReleaseSpec,
+    ensured: Sequence[EnsureDeployment],
+    intent: RouteIntent | None,
+    autoscaled: set[str],
+    running: Mapping[int, int] | None,
+) -> list[Manifest]:
+    """Each ensured version's ConfigMap then Deployment, in the order they are applied (a Deployment mounts its ConfigMap)."""
+    manifests: list[Manifest] = []
+    for wanted in ensured:
+        manifests.append(build_config_map(owner, spec, wanted.version))
+        manifests.append(_deployment_manifest(owner, spec, wanted, intent, autoscaled, running))
+    return manifests
+
+
+def _role_services(owner: Owner, intent: RouteIntent | None) -> list[Manifest]:
+    """``<name>-stable`` and ``<name>-canary`` (the ``<name>`` Service is the replicas router's to shape)."""
+    if intent is None:
+        return []
+    return build_services(owner, intent.target.stable_version, intent.target.candidate_version)[1:]
+
+
 async def writes_pending(
     kube: Kube,
     router: Router,
@@ -158,7 +182,12 @@ async def writes_pending(
     intent: RouteIntent | None,
     running: Mapping[int, int] | None = None,
 ) -> bool:
-    """Whether ``apply_actions`` with the same arguments would send any request that writes."""
+    """Whether ``apply_actions`` with the same arguments would send any request that writes.
+
+    Judged on the manifests ``apply_actions`` builds (``_version_manifests``,
+    ``_role_services``, the router's ``desired_objects``), so the two cannot
+    drift apart.
+    """
     if kube.cache is None:
         return True
     metadata = release["metadata"]
@@ -173,17 +202,12 @@ async def writes_pending(
         ):
             return True
     ensured = [a for a in actions if isinstance(a, EnsureDeployment)]
-    manifests: list[Manifest] = []
-    if ensured:
-        autoscaled = await kube.autoscaled_deployments(namespace)
-        for wanted in ensured:
-            manifests.append(build_config_map(owner, spec, wanted.version))
-            manifests.append(_deployment_manifest(owner, spec, wanted, intent, autoscaled, running))
+    autoscaled = await kube.autoscaled_deployments(namespace) if ensured else set()
+    manifests = _version_manifests(owner, spec, ensured, intent, autoscaled, running) + _role_services(owner, intent)
     if intent is not None:
         route_objects = getattr(router, "desired_objects", None)
         if route_objects is None:
             return True  # a router that edits a user's object: only its own apply can tell
-        manifests += build_services(owner, intent.target.stable_version, intent.target.candidate_version)[1:]
         manifests += route_objects(intent.target, intent.plan)
     return any(kube.would_change(manifest) for manifest in manifests)
 
@@ -202,9 +226,7 @@ async def apply_actions(
     namespace, name = metadata["namespace"], metadata["name"]
     owner = Owner(name, namespace, metadata["uid"])
     ensured = [a for a in actions if isinstance(a, EnsureDeployment)]
-    services = []
-    if intent is not None:
-        services = build_services(owner, intent.target.stable_version, intent.target.candidate_version)[1:]
+    services = _role_services(owner, intent)
     # Everything about to be applied is read at once (ownership, HPA), not one round trip per object.
     names = [("ConfigMap", config_map_name(name, a.version)) for a in ensured]
     names += [("Deployment", deployment_name(name, a.version)) for a in ensured]
@@ -214,14 +236,9 @@ async def apply_actions(
         *(kube.read_object(kind, namespace, object_name) for kind, object_name in names),
     )
     live = dict(zip(names, found, strict=True))
-    for wanted in ensured:
-        config_map = build_config_map(owner, spec, wanted.version)
-        await kube.apply(config_map, live[("ConfigMap", config_map["metadata"]["name"])])
-        deployment = _deployment_manifest(owner, spec, wanted, intent, autoscaled, running)
-        await kube.apply(deployment, live[("Deployment", deployment["metadata"]["name"])])
+    for manifest in _version_manifests(owner, spec, ensured, intent, autoscaled, running) + services:
+        await kube.apply(manifest, live[(manifest["kind"], manifest["metadata"]["name"])])
     if intent is not None:
-        for service in services:
-            await kube.apply(service, live[("Service", service["metadata"]["name"])])
         await router.apply(intent.target, intent.plan)
     for action in actions:
         if isinstance(action, ScaleToZero):

@@ -67,8 +67,9 @@ def test_a_model_three_points_worse_than_stable_is_rolled_back_with_both_version
     assert status["stableVersion"] == 2 and status.get("candidateVersion") is None
     rolled_back = [h for h in status["history"] if h["version"] == 5][-1]
     assert (rolled_back["stage"], rolled_back["reason"]) == ("canary", "AnalysisFailed"), rolled_back
-    failed = [e["message"] for e in releases.events() if e.get("reason") == "AnalysisFailed"]
-    assert failed, releases.event_reasons()
+    failed = [
+        e["message"] for e in releases.wait_events("AnalysisFailed", timeout=60) if e.get("reason") == "AnalysisFailed"
+    ]
     message = failed[-1]
     print(f"\nrollback event: {message}")
     assert "sequential test failed" in message, message

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
 from kubernetes_asyncio import client
 
 from modelrelease.kube.cache import ObjectCache, Store, slim
@@ -135,3 +136,29 @@ def test_lists_must_match_item_by_item_and_empty_values_match_absent_fields() ->
     assert holds({"args": [], "env": {}}, {})
     assert not holds({"ports": [{"port": 1}]}, {"ports": [{"port": 1}, {"port": 2}]})
     assert not holds({"flag": True}, {"flag": 1})
+
+
+def test_resource_quantities_the_api_server_rewrote_still_hold() -> None:
+    """``0.5`` is stored as ``500m``, ``1024Mi`` as ``1Gi``: neither is a change to re-apply every pass."""
+    wanted = {"resources": {"requests": {"cpu": "0.5", "memory": "1024Mi"}, "limits": {"cpu": 2}}}
+    stored = {"resources": {"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"cpu": "2"}}}
+
+    assert holds(wanted, stored)
+    assert not holds(wanted, {"resources": {"requests": {"cpu": "501m", "memory": "1Gi"}, "limits": {"cpu": "2"}}})
+
+
+def test_only_values_under_requests_or_limits_are_compared_as_quantities() -> None:
+    assert not holds({"labels": {"size": "0.5"}}, {"labels": {"size": "500m"}})
+    assert not holds({"resources": {"requests": {"cpu": "half"}}}, {"resources": {"requests": {"cpu": "500m"}}})
+
+
+def test_quantities_parse_as_the_api_server_reads_them() -> None:
+    from decimal import Decimal
+
+    from modelrelease.kube.quantity import parse_quantity
+
+    assert parse_quantity("500m") == parse_quantity("0.5") == Decimal("0.5")
+    assert parse_quantity("1Gi") == 2**30 and parse_quantity("1G") == 10**9 and parse_quantity("2k") == 2000
+    assert parse_quantity("1e3") == 1000
+    with pytest.raises(ValueError, match="not a quantity"):
+        parse_quantity("Mi")

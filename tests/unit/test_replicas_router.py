@@ -87,10 +87,50 @@ def test_plan_for_a_small_weight_asks_for_more_stable_pods() -> None:
     assert (plan.stable_replicas, plan.candidate_replicas, plan.weight) == (6, 1, 14)
 
 
-def test_without_a_candidate_every_live_version_serves_users() -> None:
+def test_without_a_candidate_only_the_stable_version_serves_users() -> None:
+    """Narrow before any candidate exists: a new candidate's Ready pods are never the user Service's endpoints."""
     plan = plan_route(_target(candidate=None), RouteRequest())
 
-    assert main_service_version(_target(candidate=None), plan) is None
+    assert main_service_version(_target(candidate=None), plan) == 1
+
+
+def test_during_a_handover_the_previous_stable_keeps_serving_beside_the_new_one() -> None:
+    target = ReleaseTarget(
+        namespace="ml",
+        release="digits",
+        stable_version=2,
+        candidate_version=None,
+        stable_replicas=3,
+        retiring_version=1,
+    )
+
+    assert main_service_version(target, plan_route(target, RouteRequest())) is None
+
+
+@given(
+    stable=st.integers(1, 9),
+    candidate=st.none() | st.integers(10, 19),
+    retiring=st.none() | st.integers(20, 29),
+    weight=st.integers(0, 100),
+)
+def test_a_version_with_no_users_allowed_is_never_selected(
+    stable: int, candidate: int | None, retiring: int | None, weight: int
+) -> None:
+    """The ``<name>`` selector admits the candidate only in a weighted stage, another version only in a handover."""
+    target = ReleaseTarget(
+        namespace="ml",
+        release="digits",
+        stable_version=stable,
+        candidate_version=candidate,
+        stable_replicas=1,
+        retiring_version=retiring,
+    )
+    selected = main_service_version(target, plan_route(target, RouteRequest(weight=weight)))
+
+    if selected is None:
+        assert (candidate is not None and weight > 0) or retiring is not None
+    else:
+        assert selected == stable
 
 
 def test_stable_deployment_is_sized_by_the_plan_while_the_stage_needs_more_pods() -> None:

@@ -18,32 +18,43 @@ the margin or bound.
 
 - **fail** is the mixture sequential probability ratio test (mSPRT) of
   Johari, Pekelis and Walsh, "Always Valid Inference: Continuous Monitoring
-  of A/B Tests", Operations Research 70(3), 2022 (arXiv:1512.04922), with
-  the normal mixing distribution of scale ``tau`` folded onto the side
-  tested (the question is one-sided: only "worse than allowed" fails)::
+  of A/B Tests", Operations Research 70(3), 2022 (arXiv:1512.04922): the
+  likelihood ratio of "the excess over the limit is ``delta``" against "it
+  is zero", averaged over a mixing distribution of ``delta`` on the side
+  tested (the question is one-sided: only "worse than allowed" fails).
+  Johari et al. define the test for any mixing distribution; which one
+  only decides which effects are seen soonest.  Ours is a normal of centre ``mu`` and
+  scale ``tau`` truncated to ``delta >= 0``, whose ratio has a closed form
+  (``log_evidence``)::
 
-      x = (d - theta) tau / sqrt(v (v + tau^2))
-      Lambda = 2 Phi(x) sqrt(v / (v + tau^2)) exp(x^2 / 2)
+      P = 1/v + 1/tau^2,   y = (excess/v + mu/tau^2) / sqrt(P)
+      Lambda = Phi(y) exp((y^2 - mu^2/tau^2) / 2) / (Phi(mu/tau) sqrt(1 + tau^2/v))
 
-  The candidate fails when ``d > theta`` and ``Lambda >= 1/alpha``.  Each
-  alternative in the mixture gives a nonnegative martingale while
-  ``d = theta`` and a supermartingale while ``d < theta``, so by Ville's
-  inequality the chance that ``Lambda`` *ever* reaches ``1/alpha`` for a
-  candidate within its limit is at most ``alpha``: one fail is evidence,
-  whatever the number of looks.  (The two-sided mixture of the paper,
-  without the ``2 Phi(x)``, is valid too but needs roughly a tenth more
-  requests at these levels: ``2 ln 2`` more in ``x^2``.)
+  With ``mu = 0`` this is the half-normal mixture ``2 Phi(x) sqrt(v / (v +
+  tau^2)) exp(x^2 / 2)``.  The fail side is centred on the regressions a
+  release must catch quickly (``FAIL_CENTRE_SCALE``, ``FAIL_TAU_SCALE``):
+  a few points of accuracy beyond the margin.  The candidate fails when
+  ``d > theta`` and ``Lambda >= 1/alpha``.  Each alternative in the mixture
+  gives a nonnegative martingale while ``d = theta`` and a supermartingale
+  while ``d < theta``, so by Ville's inequality the chance that ``Lambda``
+  *ever* reaches ``1/alpha`` for a candidate within its limit is at most
+  ``alpha``, whatever the mixing distribution: one fail is evidence,
+  whatever the number of looks.
 - **pass** is the same test the other way round ("worse than allowed" is the
-  null, mixing over ``d < theta``), i.e. the non-inferiority bound of the
+  null, mixing over ``d < theta`` with the half-normal of scale ``tau``:
+  a candidate as good as stable is only the margin inside it), i.e. the
+  non-inferiority bound of the
   one-sided normal-mixture confidence sequence of Howard, Ramdas, McAuliffe
   and Sekhon, "Time-uniform, nonparametric, nonasymptotic confidence
   sequences", Annals of Statistics 49(2), 2021: the upper end
   ``d + w`` holds at every time at once with probability ``1 - alpha``,
   where ``w`` solves ``Lambda(w) = 1/alpha``.  The candidate passes when that
-  upper end is below the margin or bound.  ``d - w`` is the matching lower
-  end, so the interval shown explains the verdict: **fail** iff
-  lower > theta, **pass** iff upper < theta, **inconclusive** otherwise
-  (each end is a one-sided always-valid bound at level ``alpha``).
+  upper end is below the margin or bound.  ``d - w'`` is the matching lower
+  end, with ``w'`` solving the fail side's ``Lambda(w') = 1/alpha``, so the
+  interval shown explains the verdict: **fail** iff lower > theta, **pass**
+  iff upper < theta, **inconclusive** otherwise (each end is a one-sided
+  always-valid bound at level ``alpha``; the two ends need not be the same
+  distance from ``d``).
 - **variance**: the larger of the plug-in variance (observed rates) and
   the variance the counts would have *at* ``theta`` (for two versions, the
   pooled rate shifted by the margin: ``r_s0 = (bad_c + bad_s - n_c theta) /
@@ -52,9 +63,12 @@ the margin or bound.
   errors observed still leaves an honest bound), so the normal approximation
   errs towards *inconclusive* on either side.  The interval is computed with
   that variance, so it is exact at the margin, where the verdict is decided.
-- **tau** is ``TAU_SCALE`` per-request standard deviations at ``theta``:
-  the test is most sensitive to effects of about that size, scaled to the
-  metric (a point of accuracy and a tenth of a point of errors are alike).
+- **tau** and **mu** are given in per-request standard deviations at
+  ``theta`` (``sqrt(r_c0 (1 - r_c0) + r_s0 (1 - r_s0))`` against the stable
+  version), so the mixture is scaled to the metric: a point of accuracy and
+  a tenth of a point of errors are alike.  Pass: half-normal,
+  ``TAU_SCALE``.  Fail: centre ``FAIL_CENTRE_SCALE``, scale
+  ``FAIL_TAU_SCALE``.
 - **too few events**: the normal approximation needs enough outcomes of
   the rarer kind.  Each version must have served enough requests that
   ``MIN_EVENTS`` of them would be bad (and good) at the margin or bound:
@@ -94,14 +108,43 @@ tails are too far off for a level as small as a Bonferroni share of 1%.
 """
 
 TAU_SCALE = 0.1
-"""Scale of the mixing distribution, in per-request standard deviations at the margin or bound.
+"""Scale of the half-normal mixing distribution of the pass side, in per-request standard deviations at the limit.
 
 The mixture is most powerful for effects of roughly this size at the sample
-sizes a stage reaches.  Measured (docs/benchmarks.md, "Judgment"): between
-0.05 and 0.2 the median requests a bad candidate serves before rollback
-change by at most about a quarter; smaller scales suit small regressions
-(0.05: 7% fewer requests to catch a 2-point drop at 10 requests/s), larger
-ones large regressions (0.1 catches a 5-point drop a check earlier).
+sizes a stage reaches: a candidate as good as stable is a margin of one
+point of accuracy (about 0.03 standard deviations) inside ``maxDrop: 0.01``.
+The same scale serves ``modelrelease.analysis.distribution``.
+"""
+
+FAIL_CENTRE_SCALE = 0.09
+"""Centre of the fail side's mixing distribution, in per-request standard deviations at the limit.
+
+Johari, Pekelis and Walsh define the test for any mixing distribution (a
+mixture is Robbins' average of likelihood-ratio martingales, so its level
+does not depend on the choice; the choice decides which effects are seen
+soonest).
+A release is most costly when a clearly worse model keeps serving; 0.09
+standard deviations is about 3 points of accuracy beyond the margin at
+5-8% wrong answers (a 4-point drop with ``maxDrop: 0.01``).  Measured
+(docs/benchmarks.md, "Judgment"): with this centre a 5-point drop at 10 requests/s is
+rolled back by the third 30 s check in about 52% of stages, against 47% for
+the half-normal of ``TAU_SCALE`` (the median crosses from 1,200 to 900
+requests, at alpha 0.01 with ``maxDrop: 0.01``; pinned by
+tests/unit/test_sequential_exposure.py).  All of the mixture on that one
+drop, Wald's likelihood-ratio test for it, would reach about 60%, but would
+never catch a drop of less than half the size; with ``FAIL_TAU_SCALE`` the
+small ones cost a tenth to a sixth more requests than under the half-normal
+(the benchmark's mixing-distribution table).
+"""
+
+FAIL_TAU_SCALE = 0.05
+"""Scale of the fail side's mixing distribution (a normal truncated to regressions), per request standard deviation.
+
+Wide enough that regressions of one or two points beyond the margin still
+fail: a 2-point drop with ``maxDrop: 0.01`` at 10 requests/s needs about a
+tenth more requests than under the half-normal; narrower scales buy little
+on large drops and lose more on small ones (the benchmark's
+mixing-distribution table).
 """
 
 Limit = Literal["min", "max", "maxDrop", "maxIncrease"]
@@ -133,8 +176,9 @@ class SequentialResult:
     ``estimate`` is its observed value, ``lower``/``upper`` its always-valid
     bounds (each one-sided at ``alpha``); ``evidence`` is the mixture
     likelihood ratio against the limit on the side the estimate lies (fail
-    above it, pass below it, once it reaches ``1/alpha``); ``variance`` and
-    ``tau`` are the test's variance of the estimate and its mixing scale.
+    above it, pass below it, once it reaches ``1/alpha``); ``variance`` is
+    the test's variance of the estimate and ``scale`` the per-request
+    standard deviation at the limit, the unit of both mixing distributions.
     These are None when there were too few requests to compute them.
     ``needed`` is the requests each version needs before a verdict (0 when
     the limit allows every proportion).  The bounds and ``reason`` are
@@ -151,25 +195,28 @@ class SequentialResult:
     estimate: float | None
     evidence: float | None
     variance: float | None
-    tau: float | None
+    scale: float | None
     alpha: float
     needed: float
     note: str = ""
 
     @property
     def lower(self) -> float | None:
-        width = self._width()
+        """The always-valid lower end: the fail side's bound, except for ``min`` (where lower is worse)."""
+        width = self._width(fail=self.limit_name != "min")
         return None if width is None or self.estimate is None else self.estimate - width
 
     @property
     def upper(self) -> float | None:
-        width = self._width()
+        """The always-valid upper end: the pass side's bound, except for ``min``."""
+        width = self._width(fail=self.limit_name == "min")
         return None if width is None or self.estimate is None else self.estimate + width
 
-    def _width(self) -> float | None:
-        if self.variance is None or self.tau is None:
+    def _width(self, fail: bool) -> float | None:
+        if self.variance is None or self.scale is None:
             return None
-        return half_width(self.variance, self.tau, self.alpha)
+        tau, centre = _mixture(self.scale, fail)
+        return half_width(self.variance, tau, self.alpha, centre)
 
     @property
     def reason(self) -> str:
@@ -217,9 +264,9 @@ def against_stable(
     r_c, r_s = c_bad / n_c, s_bad / n_s
     plug_in = r_c * (1 - r_c) / n_c + r_s * (1 - r_s) / n_s
     at_margin = r_c0 * (1 - r_c0) / n_c + r_s0 * (1 - r_s0) / n_s
-    tau = TAU_SCALE * math.sqrt(r_c0 * (1 - r_c0) + r_s0 * (1 - r_s0))
+    scale = math.sqrt(r_c0 * (1 - r_c0) + r_s0 * (1 - r_s0))
     return _decide(
-        metric, limit_name, margin, candidate, stable, alpha, needed, r_c - r_s, margin, max(plug_in, at_margin), tau
+        metric, limit_name, margin, candidate, stable, alpha, needed, r_c - r_s, margin, max(plug_in, at_margin), scale
     )
 
 
@@ -241,38 +288,67 @@ def against_bound(
         return _unjudgeable(metric, "inconclusive", limit_name, bound, candidate, None, alpha, needed)
     r = bad / n
     variance = max(r * (1 - r), bad_bound * (1 - bad_bound)) / n
-    tau = TAU_SCALE * math.sqrt(bad_bound * (1 - bad_bound))
-    return _decide(metric, limit_name, bound, candidate, None, alpha, needed, r, bad_bound, variance, tau)
+    scale = math.sqrt(bad_bound * (1 - bad_bound))
+    return _decide(metric, limit_name, bound, candidate, None, alpha, needed, r, bad_bound, variance, scale)
 
 
-def log_evidence(excess: float, variance: float, tau: float) -> float:
-    """ln Lambda of the one-sided normal-mixture SPRT for an estimate ``excess`` beyond the null value.
+def log_evidence(excess: float, variance: float, tau: float, centre: float = 0.0) -> float:
+    """ln Lambda of the one-sided mixture SPRT for an estimate ``excess`` beyond the null value.
 
+    The mixing distribution is a normal of centre ``centre`` and scale
+    ``tau`` truncated to the side tested (``centre = 0``: the half-normal).
     ``excess`` is measured towards the side tested (positive: the estimate
-    lies on that side); the evidence grows with it.
+    lies on that side); the evidence grows with it, and its logarithm is
+    convex in it.
     """
-    ratio = tau * tau / (variance + tau * tau)
-    x = excess * math.sqrt(ratio / variance)
-    return math.log(2.0) + _log_normal_cdf(x) + 0.5 * math.log1p(-ratio) + 0.5 * x * x
+    if centre == 0.0:
+        ratio = tau * tau / (variance + tau * tau)
+        x = excess * math.sqrt(ratio / variance)
+        return math.log(2.0) + _log_normal_cdf(x) + 0.5 * math.log1p(-ratio) + 0.5 * x * x
+    precision = 1.0 / variance + 1.0 / (tau * tau)
+    y = (excess / variance + centre / (tau * tau)) / math.sqrt(precision)
+    z = centre / tau
+    return _log_normal_cdf(y) + 0.5 * (y - z) * (y + z) - 0.5 * math.log1p(tau * tau / variance) - _log_normal_cdf(z)
 
 
-def half_width(variance: float, tau: float, alpha: float) -> float:
-    """The ``w >= 0`` at which ``log_evidence(w) = ln(1/alpha)``: each end of the always-valid interval is this far out.
+def half_width(variance: float, tau: float, alpha: float, centre: float = 0.0) -> float:
+    """The ``w >= 0`` at which ``log_evidence(w) = ln(1/alpha)``: that end of the always-valid interval is this far out.
 
-    Solved by Newton's method on the standardised excess, which converges
-    from above because the evidence is increasing and convex there.
+    Solved by Newton's method, which converges from above because the log
+    evidence is increasing and convex in the excess (a first step from
+    below lands above the root).
     """
-    ratio = tau * tau / (variance + tau * tau)
-    target = math.log(1 / alpha) - math.log(2.0) - 0.5 * math.log1p(-ratio)
-    x = math.sqrt(2 * (target + math.log(2.0)))  # the two-sided solution: evidence there is already >= target
-    for _ in range(50):
-        gap = _log_normal_cdf(x) + 0.5 * x * x - target
-        slope = _normal_pdf_over_cdf(x) + x
+    if centre == 0.0:
+        ratio = tau * tau / (variance + tau * tau)
+        target = math.log(1 / alpha) - math.log(2.0) - 0.5 * math.log1p(-ratio)
+        x = math.sqrt(2 * (target + math.log(2.0)))  # the two-sided solution: evidence there is already >= target
+        for _ in range(50):
+            gap = _log_normal_cdf(x) + 0.5 * x * x - target
+            slope = _normal_pdf_over_cdf(x) + x
+            step = gap / slope
+            x -= step
+            if abs(step) < 1e-12:
+                break
+        return x * math.sqrt(variance / ratio)
+    target = math.log(1 / alpha)
+    root_precision = math.sqrt(1.0 / variance + 1.0 / (tau * tau))
+    w = math.sqrt(2 * target * variance) + centre  # above the root whenever the mixture sits below the estimate
+    for _ in range(100):
+        y = (w / variance + centre / (tau * tau)) / root_precision
+        gap = log_evidence(w, variance, tau, centre) - target
+        slope = (y + _normal_pdf_over_cdf(y)) / (variance * root_precision)  # d ln Lambda / d excess
         step = gap / slope
-        x -= step
-        if abs(step) < 1e-12:
+        w -= step
+        if abs(step) < 1e-12 * max(1.0, abs(w)):
             break
-    return x * math.sqrt(variance / ratio)
+    return max(w, 0.0)
+
+
+def _mixture(scale: float, fail: bool) -> tuple[float, float]:
+    """(tau, centre) of one side's mixing distribution, for a per-request standard deviation ``scale`` at the limit."""
+    if fail:
+        return FAIL_TAU_SCALE * scale, FAIL_CENTRE_SCALE * scale
+    return TAU_SCALE * scale, 0.0
 
 
 def _log_normal_cdf(x: float) -> float:
@@ -317,10 +393,11 @@ def _decide(
     bad_estimate: float,
     bad_limit: float,
     variance: float,
-    tau: float,
+    scale: float,
 ) -> SequentialResult:
     excess = bad_estimate - bad_limit
-    ln_evidence = log_evidence(abs(excess), variance, tau)  # on the side the estimate lies
+    tau, centre = _mixture(scale, fail=excess > 0)
+    ln_evidence = log_evidence(abs(excess), variance, tau, centre)  # on the side the estimate lies
     convinced = ln_evidence >= math.log(1 / alpha)
     verdict: Verdict = "inconclusive"
     if convinced and excess > 0:
@@ -340,7 +417,7 @@ def _decide(
         estimate=estimate,
         evidence=evidence,
         variance=variance,
-        tau=tau,
+        scale=scale,
         alpha=alpha,
         needed=needed,
     )
@@ -368,7 +445,7 @@ def _unjudgeable(
         estimate=None,
         evidence=None,
         variance=None,
-        tau=None,
+        scale=None,
         alpha=alpha,
         needed=needed,
     )

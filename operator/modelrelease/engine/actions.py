@@ -61,11 +61,20 @@ class DeleteDeployment:
 
 @dataclass(frozen=True)
 class SetRoute:
+    """Where users go: ``weight``/``mirror``/``match`` to the candidate, the rest to the stable version.
+
+    ``retiring_version`` is the previous stable during a handover: it keeps
+    serving users beside the new stable until that one runs at full capacity.
+    Outside a handover only the stable version (and a candidate its stage
+    lets in) may serve anyone.
+    """
+
     stable_version: int
     candidate_version: int | None
     weight: int = 0
     mirror: int = 0
     match: tuple[dict[str, str], ...] = field(default_factory=tuple)
+    retiring_version: int | None = None
 
 
 @dataclass(frozen=True)

@@ -82,6 +82,7 @@ def desired_actions(ctx: Pass) -> list[Action]:
                 weight=weight,
                 mirror=mirror,
                 match=match,
+                retiring_version=status.retiring_version,
             )
         )
     actions.extend(_retire_old_versions(ctx, live))

@@ -14,6 +14,9 @@ so 1,000 releases cost tens of megabytes, not hundreds.  Objects are turned
 into the kubernetes client's typed models only when read, so a reader sees
 the same types an API read returns.  HorizontalPodAutoscalers are kept
 unfiltered (they carry no release label; ``Kube.autoscaled_deployments``).
+The user's HTTPRoutes and VirtualServices are kept once a router has
+labelled them with their release; where their CRD is not installed, that
+kind is treated like a forbidden one (checked again every minute).
 
 When the cache is not trusted, callers go to the API server as before:
 
@@ -42,6 +45,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import json
 import logging
 from collections.abc import Callable, Iterable, Mapping
@@ -71,10 +75,14 @@ FORBIDDEN_RETRY = 60.0
 
 @dataclass(frozen=True)
 class Kind:
-    """One watched kind: its typed model and its filter (None: every object of the kind)."""
+    """One watched kind: its typed model and its filter (None: every object of the kind).
+
+    A custom resource has no typed model (None): readers get its JSON, as
+    ``CustomObjectsApi`` returns it; its listers are in ``listers``.
+    """
 
     name: str
-    model: str
+    model: str | None
     selector: str | None = LABEL_RELEASE
 
 
@@ -85,7 +93,36 @@ KINDS: tuple[Kind, ...] = (
     Kind("Service", "V1Service"),
     Kind("ConfigMap", "V1ConfigMap"),
     Kind("HorizontalPodAutoscaler", "V2HorizontalPodAutoscaler", selector=None),
+    # The user's routes the gatewayApi and istio routers edit, once labelled with their release (the
+    # router's first write labels them; until then a router reads them from the API server).
+    Kind("HTTPRoute", None),
+    Kind("VirtualService", None),
 )
+
+
+def _http_route_listers(custom: client.CustomObjectsApi) -> tuple[Any, Any]:
+    # Group and plural spelled out in each call, so the chart's RBAC test can read which rule a call needs.
+    def in_namespace(namespace: str, **options: Any) -> Any:
+        return custom.list_namespaced_custom_object(
+            "gateway.networking.k8s.io", "v1", namespace, "httproutes", **options
+        )
+
+    def everywhere(**options: Any) -> Any:
+        return custom.list_cluster_custom_object("gateway.networking.k8s.io", "v1", "httproutes", **options)
+
+    return in_namespace, everywhere
+
+
+def _virtual_service_listers(custom: client.CustomObjectsApi) -> tuple[Any, Any]:
+    def in_namespace(namespace: str, **options: Any) -> Any:
+        return custom.list_namespaced_custom_object(
+            "networking.istio.io", "v1", namespace, "virtualservices", **options
+        )
+
+    def everywhere(**options: Any) -> Any:
+        return custom.list_cluster_custom_object("networking.istio.io", "v1", "virtualservices", **options)
+
+    return in_namespace, everywhere
 
 
 def listers(api_client: client.ApiClient) -> dict[str, tuple[Any, Any]]:
@@ -93,7 +130,10 @@ def listers(api_client: client.ApiClient) -> dict[str, tuple[Any, Any]]:
     apps = client.AppsV1Api(api_client)
     core = client.CoreV1Api(api_client)
     autoscaling = client.AutoscalingV2Api(api_client)
+    custom = client.CustomObjectsApi(api_client)
     return {
+        "HTTPRoute": _http_route_listers(custom),
+        "VirtualService": _virtual_service_listers(custom),
         "Deployment": (apps.list_namespaced_deployment, apps.list_deployment_for_all_namespaces),
         "ReplicaSet": (apps.list_namespaced_replica_set, apps.list_replica_set_for_all_namespaces),
         "Pod": (core.list_namespaced_pod, core.list_pod_for_all_namespaces),
@@ -104,6 +144,12 @@ def listers(api_client: client.ApiClient) -> dict[str, tuple[Any, Any]]:
             autoscaling.list_horizontal_pod_autoscaler_for_all_namespaces,
         ),
     }
+
+
+def _raise_for_status(response: Any) -> None:
+    """What the client does for a preloaded answer: an unpreloaded one (a stream) comes back whatever its status."""
+    if not 200 <= response.status <= 299:
+        raise ApiException(status=response.status, reason=str(response.reason))
 
 
 def slim(raw: Raw) -> Raw:
@@ -209,7 +255,7 @@ class ObjectCache:
         return store is not None and store.is_ready(namespace)
 
     def forbidden(self, kind: str) -> bool:
-        """Whether listing ``kind`` was refused by RBAC (the caller then knows none, as the API would tell it)."""
+        """Whether listing ``kind`` was refused (RBAC, or its CRD is not installed): the caller then knows none."""
         return kind in self._forbidden
 
     def get_raw(self, kind: str, namespace: str, name: str) -> Raw | None:
@@ -234,8 +280,11 @@ class ObjectCache:
         self._listeners.append(listener)
 
     def _typed(self, kind: str, raw: Raw) -> Any:
+        model = self._kinds[kind].model
+        if model is None:
+            return copy.deepcopy(raw)  # a reader may edit what it got; the cache's copy must stay as stored
         deserialize: Any = getattr(self._api_client, "_ApiClient__deserialize")  # noqa: B009  (no public form)
-        return deserialize(raw, self._kinds[kind].model)
+        return deserialize(raw, model)
 
     # --- feeding ------------------------------------------------------------------------------------------------
 
@@ -285,10 +334,11 @@ class ObjectCache:
                 if error.status == 410:  # expired: list again, replacing what is kept
                     resource_version = None
                     continue
-                if error.status == 403:
+                if error.status in (403, 404):  # 404: a route kind whose CRD is not installed (no mesh here)
                     self._forbidden.add(kind.name)
                     store.ready.discard(namespace)
-                    log.warning("cache: listing %s is forbidden; reading them from the API server", kind.name)
+                    refused = "forbidden" if error.status == 403 else "not served (no CRD)"
+                    log.warning("cache: listing %s is %s; reading them from the API server", kind.name, refused)
                     await asyncio.sleep(FORBIDDEN_RETRY)
                     continue
                 failures += 1
@@ -312,6 +362,7 @@ class ObjectCache:
         API_REQUESTS.labels(method="LIST").inc()
         response = await lister(*args, **self._options(kind), _preload_content=False)
         try:
+            _raise_for_status(response)
             body = json.loads(await response.read())
         finally:
             response.release()
@@ -345,6 +396,7 @@ class ObjectCache:
             _preload_content=False,
         )
         try:
+            _raise_for_status(response)
             while True:
                 line = await response.content.readline()
                 if not line:

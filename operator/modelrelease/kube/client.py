@@ -63,6 +63,7 @@ from kubernetes_asyncio.client.exceptions import ApiException
 from modelrelease import GROUP, PLURAL, VERSION
 from modelrelease.kube.cache import ObjectCache
 from modelrelease.kube.fencing import fenced
+from modelrelease.kube.quantity import parse_quantity
 
 FIELD_MANAGER = "modelrelease-operator"
 HANDOVER_MANAGER = "modelrelease-operator-handover"
@@ -140,13 +141,24 @@ def with_applied_hash(manifest: Manifest) -> Manifest:
     return {**manifest, "metadata": {**metadata, "annotations": stamped}}
 
 
-def holds(wanted: Any, live: Any) -> bool:
+def same_quantity(wanted: Any, live: Any) -> bool:
+    """Whether two resource quantities are the same amount: the API server stores ``0.5`` as ``500m``."""
+    try:
+        return bool(parse_quantity(wanted) == parse_quantity(live))
+    except ValueError:
+        return False
+
+
+def holds(wanted: Any, live: Any, quantities: bool = False) -> bool:
     """Whether ``live`` (API JSON) holds every field ``wanted`` states, with the same value.
 
     Maps: every key of ``wanted`` (an empty map or list also matches an
     absent field: the API server drops them); lists: same length, item by
-    item; scalars: equal.  Fields only ``live`` has (defaults, other
-    managers' fields, status) do not matter.
+    item; scalars: equal, and values under ``requests`` or ``limits`` equal
+    as quantities (the API server rewrites them to its canonical form, and
+    comparing the strings would re-apply an unchanged Deployment on every
+    pass).  Fields only ``live`` has (defaults, other managers' fields,
+    status) do not matter.
     """
     if isinstance(wanted, dict):
         if not isinstance(live, dict):
@@ -156,13 +168,19 @@ def holds(wanted: Any, live: Any) -> bool:
                 if value in ({}, [], None):
                     continue
                 return False
-            if not holds(value, live[key]):
+            if not holds(value, live[key], quantities or key in ("requests", "limits")):
                 return False
         return True
     if isinstance(wanted, list):
-        return isinstance(live, list) and len(wanted) == len(live) and all(map(holds, wanted, live))
+        return (
+            isinstance(live, list)
+            and len(wanted) == len(live)
+            and all(holds(w, v, quantities) for w, v in zip(wanted, live, strict=True))
+        )
     if isinstance(wanted, bool) or isinstance(live, bool):
         return wanted is live
+    if quantities and wanted != live and isinstance(wanted, str | int | float) and isinstance(live, str | int | float):
+        return same_quantity(wanted, live)
     return bool(wanted == live)
 
 
@@ -332,6 +350,27 @@ class Kube:
         except ApiException as error:
             if error.status != 404:
                 raise
+
+    async def read_custom(
+        self, kind: str, group: str, version: str, plural: str, namespace: str, name: str
+    ) -> dict[str, Any] | None:
+        """A user's route (HTTPRoute, VirtualService) as stored now, or None: the cache's copy once it holds one.
+
+        The cache holds a route only once a router has labelled it with its
+        release; before that (and where the cache does not serve the kind)
+        the API server is asked.
+        """
+        cached: dict[str, Any] | None = self._cached(kind, namespace, name)
+        if cached is not None:
+            return cached
+        getter: Any = self.custom.get_namespaced_custom_object
+        try:
+            found: dict[str, Any] = await getter(group, version, namespace, plural, name)
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+        return found
 
     def _cached(self, kind: str, namespace: str, name: str) -> Any | None:
         if self.cache is None or not self.cache.ready(kind, namespace):

@@ -42,6 +42,8 @@ class ReleaseTarget:
     owner_uid: str = ""
     route_name: str = ""
     """The user's object the router edits (HTTPRoute, VirtualService); empty for the replicas router."""
+    retiring_version: int | None = None
+    """The previous stable while it still serves users beside the new one (a handover), else None."""
 
 
 @dataclass(frozen=True)

@@ -345,14 +345,7 @@ class UserRouteRouter:
         return RoutePlan(request=request, weight=request.weight if flowing else 0)
 
     async def _read(self, namespace: str, name: str) -> dict[str, Any] | None:
-        getter: Any = self._kube.custom.get_namespaced_custom_object
-        try:
-            found: dict[str, Any] = await getter(self.group, self.version, namespace, self.plural, name)
-        except ApiException as error:
-            if error.status == 404:
-                return None
-            raise
-        return found
+        return await self._kube.read_custom(self.kind, self.group, self.version, self.plural, namespace, name)
 
     def _rules(self, route: Mapping[str, Any]) -> list[Rule]:
         return list((route.get("spec") or {}).get(self.rules_field) or [])

@@ -18,8 +18,9 @@ back to its own size once the stage is over (rollback or promotion).
 Keeping users off the candidate: the smoke test needs a Ready candidate pod,
 and a Ready pod behind the ``<name>`` Service would get user traffic.  So this
 router owns the ``<name>`` Service's selector: it selects only the stable
-version while the candidate may receive no users, and every version of the
-release once it may.
+version, before any candidate exists and while the candidate may receive no
+users, and every version of the release while two may serve (a stage that
+lets users reach the candidate, a handover after promotion).
 
 What it cannot do, mirror (a shadow stage) and match headers (an A/B
 cohort), is refused at admission (``api.spec``): such a release must use
@@ -89,13 +90,21 @@ def plan_route(target: ReleaseTarget, request: RouteRequest) -> RoutePlan:
 def main_service_version(target: ReleaseTarget, plan: RoutePlan) -> int | None:
     """The one version the ``<name>`` Service selects, or None for every version of the release.
 
-    Only the stable version while a candidate exists but may get no users;
-    every version otherwise (after a promotion the previous stable keeps
-    serving until the new one is at full capacity).
+    Every version only while two may serve users at once: a candidate in a
+    stage that lets users in, or the previous stable during a handover
+    (after a promotion it keeps serving until the new one is at full
+    capacity).  Otherwise the stable version alone, *also when no candidate
+    exists*: the selector is already narrow when a candidate's Deployment
+    appears, so its Ready pods are never an endpoint of the user Service.
+    Narrowing it only in the pass that created the candidate raced with the
+    Service's endpoints under load: a candidate that failed its smoke test
+    answered 3 of 308 user requests (tests/e2e/test_rollout_rollback.py).
     """
-    if target.candidate_version is not None and plan.candidate_replicas is None:
-        return target.stable_version
-    return None
+    if target.candidate_version is not None and plan.candidate_replicas is not None:
+        return None
+    if target.retiring_version is not None and target.retiring_version != target.stable_version:
+        return None
+    return target.stable_version
 
 
 class ReplicasRouter:
