@@ -339,11 +339,19 @@ def flagger_process(kubeconfig: Path, namespace: str, prometheus_url: str, log_d
 
 
 def argo_rollouts_process(kubeconfig: Path, namespace: str, log_dir: Path) -> PeerProcess:
-    """Argo Rollouts in namespaced mode in ``namespace`` (its Lease there), with its native Traefik router."""
+    """Argo Rollouts in namespaced mode in ``namespace`` (its Lease there), with its native Traefik router.
+
+    ``--namespace`` is what makes it act on ``namespace``: with
+    ``--namespaced`` it watches the namespace of its kubeconfig context (the
+    kubectl ``--namespace`` override, else the context's, else ``default``),
+    while its Lease and notification ConfigMap go to ``POD_NAMESPACE``.
+    Without the flag it leads in ``namespace`` and watches ``default``.
+    """
     healthz, metrics = processes.free_port(), processes.free_port()
     argv = [
         str(ARGO_ROLLOUTS.path()),
         f"--kubeconfig={kubeconfig}",
+        f"--namespace={namespace}",
         "--namespaced",
         f"--healthzPort={healthz}",
         f"--metricsPort={metrics}",
