@@ -223,7 +223,7 @@ def traefik_crds() -> Path:
 
 
 def setup() -> dict[str, dict[str, float]]:
-    """``make setup-peers``: both peers and Traefik's CRDs; the measurements of what was built (empty if cached)."""
+    """``make setup`` (and ``setup-peers``): both peers and Traefik's CRDs; what was built, measured (empty if cached)."""
     traefik_crds()
     return {peer.name: measured for peer in PEERS if (measured := build_peer(peer))}
 
@@ -244,15 +244,17 @@ def crd_files(wanted: Sequence[Peer] = PEERS) -> list[Path]:
     files: list[Path] = []
     for peer in wanted:
         if not peer.current():
-            raise PeerBuildError(f"{peer.path()} is missing or stale; run `make setup-peers` first")
+            raise PeerBuildError(f"{peer.path()} is missing or stale; run `make setup` first")
         files += sorted(peer.crds().glob("*.yaml"))
     return [*files, traefik_crds()]
 
 
 def crd_names(files: Sequence[Path]) -> list[str]:
+    """The CRD names in ``files`` (3 MB of YAML: libyaml's loader reads it in 0.4 s, pure Python in 4.5 s)."""
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     names = []
     for path in files:
-        for doc in yaml.safe_load_all(path.read_text()):
+        for doc in yaml.load_all(path.read_text(), Loader=loader):
             if doc and doc.get("kind") == "CustomResourceDefinition":
                 names.append(doc["metadata"]["name"])
     return names
