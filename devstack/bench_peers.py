@@ -1,61 +1,90 @@
-"""`make bench-peers`: the same bad model released through Flagger and Argo Rollouts on one devstack.
+"""`make bench-peers`: the same model change released through the operator, Flagger and Argo Rollouts on one devstack.
 
 Why: issue 17 asks that our claims against the peers be measured side by
-side.  This is the first slice: ONE scenario (v1 stable, then v3, accuracy
-0.445 against v1's 0.955) at one rate, through each peer, on the same
-devstack, model pods, Prometheus and traffic generator.  Per tool and run
-it measures:
+side, not asserted.  Each scenario (v1 stable then v3, accuracy 0.445 against
+0.955; v2 then v5, 2.8 points worse; v1 then v5, statistically the same) runs
+at a rate through each tool on the same devstack, model pods, Prometheus and
+traffic generator.  Per tool and run it measures:
 
-- requests answered by the bad version (v3) between the version change and
-  the end of the rollback (the traffic generator's own count of answers by
+- requests answered by the candidate between the version change and the
+  end of the release (the traffic generator's own count of answers by
   version, which is what users saw);
-- seconds from the version change to the rollback being in effect: the
-  tool says it failed (Flagger's Canary ``Failed``; Argo Rollouts' Rollout
-  aborted) and its router gives the candidate weight 0;
-- the controller's RSS and CPU seconds over the run (from /proc).
+- seconds from the version change to the release's end: rolled back (the
+  tool says so and its router gives the candidate weight 0) or promoted;
+- the outcome, so false rollbacks (of v5 after v1) and promotions of a bad
+  version are counted;
+- the controller's RSS at the end and CPU seconds over the run (from /proc);
+- its API writes per second, from devstack's audit log by user agent
+  (devstack's audit policy records writes and Lease reads, not other reads).
 
-Both tools get the same stage weights (10, 20, 30, 40, 50 %, then full),
-the same analysis interval and the same accuracy query over
-``model_prediction_outcomes_total`` (docs/metrics.md), through Flagger's
-MetricTemplate and Argo Rollouts' AnalysisTemplate.  The interval is
-``--interval`` (default 10 s), shorter than both tools' documented default
-of one minute, so that a run takes about a minute; the table says so.
+Every tool gets the same stage weights (10, 20, 30, 40, 50 %, then full), the
+same analysis interval and the same accuracy query over
+``model_prediction_outcomes_total`` (docs/metrics.md): our ``ratio`` metric,
+Flagger's MetricTemplate, Argo Rollouts' AnalysisTemplate with its
+Prometheus provider.  Each tool judges as its documentation recommends: the
+peers a threshold (accuracy >= 0.9, rollback at 2 failed checks), the
+operator its sequential test against the stable version
+(``compareToBaseline.maxDrop``) after its golden-set smoke stage
+(``--no-smoke`` leaves the smoke stage out).  The interval is ``--interval``
+(default 10 s), shorter than the peers' documented one minute, so that a run
+takes about a minute; the table says so.
 
-Flagger shifts the weights of an HTTPRoute that devstack's Traefik serves;
-Argo Rollouts those of a TraefikService that a second Traefik (the CRD
-provider) serves (devstack.peers).  Each run has its namespace and its
-controller processes of its own.  Not yet here (issue 17's next slices):
-the operator's own row and the ratios, the other scenarios and rates, five
-runs per cell, API requests per second.
+Flagger and the operator shift the weights of an HTTPRoute that devstack's
+Traefik serves; Argo Rollouts those of a TraefikService that a second
+Traefik (the CRD provider) serves (devstack.peers).  Each run has its own
+namespace and controller processes.  Every run is appended to a results
+file (``--results``), and the table is built from all runs in it, so runs
+added later (more per cell, other scenarios and rates) accumulate.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
+import statistics
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from devstack import peers, scenario
+from devstack import audit, cache_root, peers, processes, scenario
 from devstack.benchdoc import DOCS, write_section
+from devstack.state import StateDir
 from devstack.testing import Cluster, session_cluster, wait_for
 
 MODEL = "digits"
 WEIGHTS = (10, 20, 30, 40, 50)
 MIN_ACCURACY = 0.9
-"""Both tools fail a check below this accuracy (v1 measures 0.955, v3 0.445)."""
+"""The peers fail a check below this accuracy (v1 measures 0.955, v2 0.981, v3 0.445, v5 0.953)."""
+MAX_DROP = 0.02
+"""The operator fails a candidate whose accuracy is below the stable version's by more than this."""
 FAILED_CHECKS = 2
-"""Failed checks that roll back: Flagger's ``threshold``; Argo Rollouts aborts at ``failureLimit`` + 1."""
+"""Failed checks that roll back: Flagger's ``threshold``; Argo's ``failureLimit`` + 1; the operator's ``failureLimit``."""
 WINDOW = "30s"
+SCENARIOS: dict[str, tuple[int, int, bool]] = {
+    "v1-v3": (1, 3, True),
+    "v2-v5": (2, 5, True),
+    "v1-v5": (1, 5, False),
+}
+"""name: (stable, candidate, candidate is bad)."""
+TOOLS = ("operator", "flagger", "argo-rollouts")
+AGENTS = {
+    "operator": ("kopf/", "Python/", "OpenAPI-Generator/"),
+    "flagger": ("flagger/",),
+    "argo-rollouts": ("rollouts-controller/",),
+}
+"""Prefixes of each controller's user agents in the audit log (the operator: kopf's aiohttp and the Python client).
+
+The bench itself writes with kubectl only, so the operator's prefixes count the operator alone."""
+RESULTS = cache_root() / "bench-peers" / "runs.jsonl"
 
 
-def accuracy_query(namespace: str, version: int, window: str) -> str:
+def accuracy_query(namespace: str, version: int | str, window: str) -> str:
     """Accuracy of ``version`` over ``window``, from the traffic generator of ``namespace`` (job ``traffic-<ns>``)."""
     selector = f'model="{MODEL}",version="{version}",job="traffic-{namespace}"'
     return (
@@ -67,12 +96,18 @@ def accuracy_query(namespace: str, version: int, window: str) -> str:
 @dataclass
 class Run:
     tool: str
+    scenario: str
     rate: float
-    bad_answers: int
-    rollback_seconds: float | None
+    candidate_answers: int
+    seconds: float | None
     outcome: str
+    """``rolled back``, ``promoted``, or why neither happened."""
     rss_mib: float
     cpu_seconds: float
+    api_writes_per_second: float
+    interval: str = "10s"
+    smoke: bool = True
+    started: float = 0.0
 
 
 def say(text: str) -> None:
@@ -84,8 +119,15 @@ def _get(cluster: Cluster, kind: str, name: str, namespace: str) -> dict[str, An
     return json.loads(found.stdout) if found.returncode == 0 else {}
 
 
+def _route_weight(cluster: Cluster, namespace: str, backend: str) -> int:
+    """The weight the HTTPRoute ``MODEL`` gives ``backend`` over all its rules (0 when absent)."""
+    route = _get(cluster, "httproute", MODEL, namespace)
+    rules = route.get("spec", {}).get("rules") or []
+    return sum(int(r.get("weight", 1)) for rule in rules for r in rule.get("backendRefs") or [] if r["name"] == backend)
+
+
 @contextmanager
-def _namespace(cluster: Cluster, tool: str) -> Iterator[str]:
+def _namespace(cluster: Cluster, tool: str, versions: tuple[int, ...]) -> Iterator[str]:
     name = f"bench-peers-{tool}-{uuid.uuid4().hex[:5]}"
     cluster.kubectl("create", "namespace", name)
     try:
@@ -94,7 +136,8 @@ def _namespace(cluster: Cluster, tool: str) -> Iterator[str]:
             30,
             message=f"default ServiceAccount in {name}",
         )
-        cluster.apply([peers.version_config_map(MODEL, v) for v in (1, 3)], namespace=name)
+        if versions:
+            cluster.apply([peers.version_config_map(MODEL, v) for v in versions], namespace=name)
         yield name
     finally:
         cluster.kubectl("delete", "namespace", name, "--wait=false", "--ignore-not-found", check=False)
@@ -112,37 +155,64 @@ def _running(*processes: peers.PeerProcess) -> Iterator[None]:
             process.stop()
 
 
+def api_writes(log: Path, offset: int, agents: tuple[str, ...], namespace: str) -> int:
+    """Writes (and Lease reads) by user agents ``agents...`` in ``namespace`` logged from byte ``offset`` on."""
+    count = 0
+    with open(log, "rb") as handle:
+        handle.seek(offset)
+        for line in handle:
+            if namespace.encode() not in line:
+                continue
+            event = json.loads(line)
+            if event.get("stage") != "ResponseComplete" or not str(event.get("userAgent", "")).startswith(agents):
+                continue
+            if (event.get("objectRef") or {}).get("namespace") in (namespace, None):
+                count += 1
+    return count
+
+
+@dataclass
+class Target:
+    """What _measure needs from a tool: its controller's pid, how to change the version, how to tell the end."""
+
+    tool: str
+    pid: int
+    change: Callable[[], None]
+    ended: Callable[[], str | None]
+
+
 def _measure(
-    tool: str,
-    rate: float,
-    generator: Any,
-    controller: peers.PeerProcess,
-    change: Callable[[], None],
-    rolled_back: Callable[[], str | None],
-    timeout: float,
-) -> Run:
-    """Change the version, wait for the rollback, and count what users got from the bad version meanwhile."""
-    cpu_before = controller.cpu_seconds()
-    before = generator.stats
+    cluster: Cluster, target: Target, namespace: str, name: str, rate: float, generator: Any, timeout: float
+) -> tuple[int, float | None, str, float, float, float]:
+    """Change the version, wait for the end, and count what users got from the candidate meanwhile."""
+    log = audit.log_path(StateDir(cluster.state_dir).logs)
+    offset = audit.size(log)
+    cpu_before = peers.cpu_seconds(target.pid)
+    before = generator.stats.copy()
+    candidate = str(SCENARIOS[name][1])
     started = time.monotonic()
-    change()
+    target.change()
     outcome: str | None = None
     try:
-        outcome = wait_for(rolled_back, timeout, interval=0.25, message=f"{tool} rollback")
+        outcome = wait_for(target.ended, timeout, interval=0.25, message=f"{target.tool} ends the release")
         seconds: float | None = time.monotonic() - started
     except TimeoutError:
-        seconds, outcome = None, f"no rollback within {timeout:.0f} s"
+        seconds, outcome = None, f"neither within {timeout:.0f} s"
+    elapsed = time.monotonic() - started
     # Answers in flight when the weight went to 0 still count: wait for another second's worth of answers.
     at_end = generator.stats.answered
-    wait_for(lambda: generator.stats.answered - at_end >= rate, 10, message="answers after the rollback")
+    wait_for(lambda: generator.stats.answered - at_end >= rate, 10, message="answers after the end")
     after = generator.stats
-    bad = after.versions.get("3", 0) - before.versions.get("3", 0)
-    return Run(tool, rate, bad, seconds, outcome or "", controller.rss_mib(), controller.cpu_seconds() - cpu_before)
+    answers = after.versions.get(candidate, 0) - before.versions.get(candidate, 0)
+    writes = api_writes(log, offset, AGENTS[target.tool], namespace) / elapsed
+    rss = processes.rss_kib(target.pid) / 1024
+    return answers, seconds, outcome or "", rss, peers.cpu_seconds(target.pid) - cpu_before, writes
 
 
-def run_flagger(cluster: Cluster, rate: float, interval: str, log_dir: Path, timeout: float) -> Run:
+def run_flagger(cluster: Cluster, name: str, rate: float, interval: str, log_dir: Path, timeout: float) -> Run:
     assert cluster.prometheus_url, "devstack runs no Prometheus"
-    with _namespace(cluster, "flagger") as namespace:
+    stable, candidate, _bad = SCENARIOS[name]
+    with _namespace(cluster, "flagger", (stable, candidate)) as namespace:
         flagger = peers.flagger_process(cluster.kubeconfig, namespace, cluster.prometheus_url, log_dir)
         template = {
             "apiVersion": "flagger.app/v1beta1",
@@ -150,7 +220,7 @@ def run_flagger(cluster: Cluster, rate: float, interval: str, log_dir: Path, tim
             "metadata": {"name": "accuracy"},
             "spec": {
                 "provider": {"type": "prometheus", "address": cluster.prometheus_url},
-                "query": accuracy_query(namespace, 3, "{{ interval }}"),
+                "query": accuracy_query(namespace, candidate, "{{ interval }}"),
             },
         }
         analysis = {
@@ -168,36 +238,38 @@ def run_flagger(cluster: Cluster, rate: float, interval: str, log_dir: Path, tim
             ],
         }
         with _running(flagger):
-            cluster.apply([template, *peers.flagger_objects(MODEL, MODEL, 1, analysis)], namespace=namespace)
+            cluster.apply([template, *peers.flagger_objects(MODEL, MODEL, stable, analysis)], namespace=namespace)
 
             def phase() -> str:
                 return str(_get(cluster, "canary", MODEL, namespace).get("status", {}).get("phase", ""))
 
-            wait_for(lambda: phase() == "Initialized", 120, interval=0.5, message="Canary Initialized")
+            wait_for(lambda: phase() == "Initialized", 180, interval=0.5, message="Canary Initialized")
             with scenario.traffic(cluster, namespace, rate=rate, duration=3600, http_route=MODEL) as generator:
-                patch = json.dumps(peers.set_version_patch(MODEL, 3))
+                patch = json.dumps(peers.set_version_patch(MODEL, candidate))
 
                 def change() -> None:
                     cluster.kubectl("patch", "deployment", MODEL, "-n", namespace, "--type=strategic", "-p", patch)
 
-                def rolled_back() -> str | None:
+                def ended() -> str | None:
                     current = phase()
                     if current == "Succeeded":
-                        return "PROMOTED the bad version"
-                    route = _get(cluster, "httproute", MODEL, namespace)
-                    refs = (route.get("spec", {}).get("rules") or [{}])[0].get("backendRefs") or []
-                    canary = sum(int(r.get("weight", 0)) for r in refs if r["name"] == f"{MODEL}-canary")
+                        return "promoted"
+                    canary = _route_weight(cluster, namespace, f"{MODEL}-canary")
                     return "rolled back" if current == "Failed" and canary == 0 else None
 
-                return _measure("flagger", rate, generator, flagger, change, rolled_back, timeout)
+                measured = _measure(
+                    cluster, Target("flagger", flagger.pid, change, ended), namespace, name, rate, generator, timeout
+                )
+    return Run("flagger", name, rate, *measured, interval=interval, smoke=False)
 
 
-def run_argo(cluster: Cluster, rate: float, interval: str, log_dir: Path, timeout: float) -> Run:
+def run_argo(cluster: Cluster, name: str, rate: float, interval: str, log_dir: Path, timeout: float) -> Run:
     from devstack.traffic import TrafficConfig, running
     from devstack.traffic.kube import resolver_for_service
 
     assert cluster.prometheus_url, "devstack runs no Prometheus"
-    with _namespace(cluster, "argo") as namespace:
+    stable, candidate, _bad = SCENARIOS[name]
+    with _namespace(cluster, "argo", (stable, candidate)) as namespace:
         traefik, address = peers.traefik_crd_process(cluster.kubeconfig, namespace, log_dir)
         argo = peers.argo_rollouts_process(cluster.kubeconfig, namespace, log_dir)
         template = {
@@ -215,7 +287,7 @@ def run_argo(cluster: Cluster, rate: float, interval: str, log_dir: Path, timeou
                         "provider": {
                             "prometheus": {
                                 "address": cluster.prometheus_url,
-                                "query": accuracy_query(namespace, 3, WINDOW),
+                                "query": accuracy_query(namespace, candidate, WINDOW),
                             }
                         },
                     }
@@ -225,7 +297,7 @@ def run_argo(cluster: Cluster, rate: float, interval: str, log_dir: Path, timeou
         steps: list[dict[str, Any]] = []
         for weight in WEIGHTS:
             steps += [{"setWeight": weight}, {"pause": {"duration": interval}}]
-        objects = peers.argo_objects(MODEL, MODEL, 1, steps)
+        objects = peers.argo_objects(MODEL, MODEL, stable, steps)
         objects[-1]["spec"]["strategy"]["canary"]["analysis"] = {"templates": [{"templateName": "accuracy"}]}
         with _running(traefik, argo):
             cluster.apply([template, *objects], namespace=namespace)
@@ -234,7 +306,7 @@ def run_argo(cluster: Cluster, rate: float, interval: str, log_dir: Path, timeou
                 return _get(cluster, "rollout", MODEL, namespace)
 
             wait_for(
-                lambda: rollout().get("status", {}).get("phase") == "Healthy", 120, interval=0.5, message="Healthy"
+                lambda: rollout().get("status", {}).get("phase") == "Healthy", 180, interval=0.5, message="Healthy"
             )
             resolver = resolver_for_service(
                 cluster.kubeconfig, namespace, f"{MODEL}-stable", router="gateway", route_name="-", gateway=address
@@ -247,80 +319,287 @@ def run_argo(cluster: Cluster, rate: float, interval: str, log_dir: Path, timeou
                 job=f"traffic-{namespace}",
                 scraped_by=cluster.prometheus_url,
             ) as generator:
-                patch = json.dumps(peers.set_version_patch(MODEL, 3))
+                patch = json.dumps(peers.set_version_patch(MODEL, candidate))
 
                 def change() -> None:
                     cluster.kubectl("patch", "rollout", MODEL, "-n", namespace, "--type=merge", "-p", patch)
 
                 first_stable = rollout()["status"]["stableRS"]
 
-                def rolled_back() -> str | None:
+                def ended() -> str | None:
                     status = rollout().get("status", {})
                     if status.get("stableRS") != first_stable:
-                        return "PROMOTED the bad version"
+                        return "promoted"
                     service = _get(cluster, "traefikservice", f"{MODEL}-weighted", namespace)
                     weights = {s["name"]: int(s["weight"]) for s in service["spec"]["weighted"]["services"]}
                     aborted = bool(status.get("abort"))
                     return "rolled back" if aborted and weights.get(f"{MODEL}-canary") == 0 else None
 
-                return _measure("argo-rollouts", rate, generator, argo, change, rolled_back, timeout)
+                measured = _measure(
+                    cluster, Target("argo-rollouts", argo.pid, change, ended), namespace, name, rate, generator, timeout
+                )
+    return Run("argo-rollouts", name, rate, *measured, interval=interval, smoke=False)
 
 
-def table(runs: list[Run], interval: str) -> str:
+def operator_release(namespace: str, version: int, interval: str, smoke: bool) -> dict[str, Any]:
+    """The ModelRelease: the same stage weights, then the operator's recommended judge (sequential, vs stable)."""
+    stages: list[dict[str, Any]] = []
+    if smoke:
+        stages.append(
+            {"name": "smoke", "smoke": {"goldenSet": {"configMap": "digits-golden"}, "minAccuracy": MIN_ACCURACY}}
+        )
+    stages += [{"name": f"canary-{w}", "weight": w, "duration": interval} for w in WEIGHTS]
+    stages.append({"name": "full", "weight": 100})
+    ratio = {
+        "success": f'sum(increase(model_prediction_outcomes_total{{model="{{{{model}}}}",version="{{{{version}}}}",'
+        f'job="traffic-{namespace}",outcome="correct"}}[{{{{interval}}}}]))',
+        "total": f'sum(increase(model_prediction_outcomes_total{{model="{{{{model}}}}",version="{{{{version}}}}",'
+        f'job="traffic-{namespace}"}}[{{{{interval}}}}]))',
+    }
+    return scenario.digits_release(
+        MODEL,
+        namespace,
+        version,
+        1,
+        traffic={"router": "gatewayApi", "gatewayApi": {"httpRoute": MODEL}},
+        stages=stages,
+        analysis={
+            "interval": interval,
+            "failureLimit": FAILED_CHECKS,
+            "metrics": [
+                {
+                    "name": "accuracy",
+                    "ratio": ratio,
+                    "min": MIN_ACCURACY,
+                    "compareToBaseline": {"maxDrop": MAX_DROP},
+                }
+            ],
+        },
+    )
+
+
+def run_operator(
+    cluster: Cluster, name: str, rate: float, interval: str, log_dir: Path, timeout: float, smoke: bool = True
+) -> Run:
+    stable, candidate, _bad = SCENARIOS[name]
+    scenario.install_crd(cluster)
+    with _namespace(cluster, "operator", ()) as namespace:  # the operator writes its version ConfigMaps itself
+        scenario.apply_golden_set(cluster, namespace)
+        route = {
+            "apiVersion": "gateway.networking.k8s.io/v1",
+            "kind": "HTTPRoute",
+            "metadata": {"name": MODEL},
+            "spec": {
+                "parentRefs": [{"name": "devstack", "namespace": "default"}],
+                "rules": [
+                    {
+                        "matches": [
+                            {"path": {"type": "PathPrefix", "value": "/tensorflow.serving.PredictionService/"}}
+                        ],
+                        "backendRefs": [{"name": f"{MODEL}-stable", "port": peers.GRPC_PORT}],
+                    }
+                ],
+            },
+        }
+        cluster.apply(route, namespace=namespace)
+        operator = scenario.OperatorProcess(
+            cluster,
+            namespace,
+            log_dir / "operator.log",
+            identity=f"bench-peers-{namespace}",
+            lease_name=f"bench-peers-{namespace}",
+            lease_namespace=namespace,
+        )
+        release = scenario.Release(cluster, namespace, MODEL)
+        operator.start()
+        try:
+            release.apply(operator_release(namespace, stable, interval, smoke))
+            release.wait_phase("Succeeded", 180, also=lambda s: s.get("stableVersion") == stable)
+            with scenario.traffic(cluster, namespace, rate=rate, duration=3600, http_route=MODEL) as generator:
+
+                def change() -> None:
+                    release.set_version(candidate)
+
+                def ended() -> str | None:
+                    status = release.status()
+                    if status.get("phase") == "Succeeded" and status.get("stableVersion") == candidate:
+                        return "promoted"
+                    if status.get("phase") != "RolledBack":
+                        return None
+                    return "rolled back" if _route_weight(cluster, namespace, f"{MODEL}-canary") == 0 else None
+
+                assert operator.process is not None
+                measured = _measure(
+                    cluster,
+                    Target("operator", operator.process.pid, change, ended),
+                    namespace,
+                    name,
+                    rate,
+                    generator,
+                    timeout,
+                )
+        finally:
+            operator.stop()
+    return Run("operator", name, rate, *measured, interval=interval, smoke=smoke)
+
+
+# --- the table -------------------------------------------------------------------------------------------------------
+
+
+def load(path: Path) -> list[Run]:
+    if not path.exists():
+        return []
+    return [Run(**json.loads(line)) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _median(values: list[float]) -> float | None:
+    return statistics.median(values) if values else None
+
+
+def _fmt(value: float | None, digits: int = 0) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def _ratio(ours: float | None, theirs: float | None) -> str:
+    if ours is None or theirs is None:
+        return "-"
+    if theirs == 0:
+        return "0" if ours == 0 else "inf"
+    return f"{ours / theirs:.2f}"
+
+
+@dataclass
+class Cell:
+    runs: list[Run]
+
+    @property
+    def answers(self) -> float | None:
+        return _median([float(r.candidate_answers) for r in self.runs])
+
+    @property
+    def seconds(self) -> float | None:
+        return _median([r.seconds for r in self.runs if r.seconds is not None])
+
+    def wrong(self, bad: bool) -> int:
+        """Promotions of a bad candidate, or rollbacks of a good one."""
+        return sum(1 for r in self.runs if (r.outcome == "promoted") == bad)
+
+    @property
+    def rss(self) -> float | None:
+        return _median([r.rss_mib for r in self.runs])
+
+    @property
+    def cpu(self) -> float | None:
+        return _median([r.cpu_seconds for r in self.runs])
+
+    @property
+    def writes(self) -> float | None:
+        return _median([r.api_writes_per_second for r in self.runs])
+
+
+def table(runs: list[Run], rates: list[float], interval: str, scenarios: list[str] | None = None) -> str:
+    cells: dict[tuple[str, float, str], Cell] = {}
+    for run in runs:
+        if run.interval == interval and (run.tool != "operator" or run.smoke):
+            cells.setdefault((run.scenario, run.rate, run.tool), Cell([])).runs.append(run)
     lines = [
         "## Head to head",
         "",
-        "`make bench-peers` (devstack/bench_peers.py): v1 stable, then v3 (accuracy 0.445 against 0.955), through",
-        f"each peer on one devstack; stage weights {', '.join(map(str, WEIGHTS))} %, one accuracy check every",
-        f"{interval} (both tools document 1 minute) over {WINDOW}, rollback at {FAILED_CHECKS} failed checks below"
-        f" {MIN_ACCURACY}. One run per cell so far.",
+        "`make bench-peers` (devstack/bench_peers.py): the same model change released through the operator, Flagger",
+        "and Argo Rollouts on one devstack (same model pods, Traefik, Prometheus, traffic generator); stage weights",
+        f"{', '.join(map(str, WEIGHTS))} %, then full; one check every {interval} (the peers document 1 minute) over",
+        f"{WINDOW} of `model_prediction_outcomes_total`. The peers roll back at {FAILED_CHECKS} checks below accuracy",
+        f"{MIN_ACCURACY} (Flagger's MetricTemplate, Argo Rollouts' AnalysisTemplate with the Prometheus provider);",
+        f"the operator runs its golden-set smoke stage (min {MIN_ACCURACY}), then its sequential test against the",
+        f"stable version (`compareToBaseline.maxDrop: {MAX_DROP}`). Medians over the runs of a cell.",
         "",
-        f"Machine: {platform.machine()}, {_cores()} cores; Flagger {peers.FLAGGER.version}, "
-        f"Argo Rollouts {peers.ARGO_ROLLOUTS.version}.",
+        f"Machine: {platform.machine()}, {os.cpu_count() or 0} cores, shared with other sessions' test runs and Go",
+        f"builds (load average 5 to 10): seconds are upper bounds. Flagger {peers.FLAGGER.version}, Argo Rollouts "
+        f"{peers.ARGO_ROLLOUTS.version}, the operator at this commit.",
         "",
-        "| tool | req/s | answers from v3 | seconds to rollback | outcome | RSS MiB | CPU s |",
-        "|---|---|---|---|---|---|---|",
+        "| scenario | req/s | tool | runs | answers from the candidate | seconds to the end | wrong outcomes "
+        "| RSS MiB | CPU s | API writes/s |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for run in runs:
-        seconds = f"{run.rollback_seconds:.1f}" if run.rollback_seconds is not None else "-"
-        lines.append(
-            f"| {run.tool} | {run.rate:g} | {run.bad_answers} | {seconds} | {run.outcome} | "
-            f"{run.rss_mib:.0f} | {run.cpu_seconds:.1f} |"
-        )
-    return "\n".join(lines) + "\n"
+    ratios = [
+        "",
+        "Our/peer ratios (below 1: the operator did better; answers and seconds for bad candidates only):",
+        "",
+        "| scenario | req/s | peer | answers | seconds | RSS | CPU | API writes |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name in scenarios or list(SCENARIOS):
+        bad = SCENARIOS[name][2]
+        wrong_kind = "promoted" if bad else "rolled back"
+        for rate in rates:
+            for tool in TOOLS:
+                cell = cells.get((name, rate, tool))
+                if cell is None:
+                    lines.append(f"| {name} | {rate:g} | {tool} | 0 | not measured yet | | | | | |")
+                    continue
+                lines.append(
+                    f"| {name} | {rate:g} | {tool} | {len(cell.runs)} | {_fmt(cell.answers)} | "
+                    f"{_fmt(cell.seconds, 1)} | {cell.wrong(bad)} {wrong_kind} | {_fmt(cell.rss)} | "
+                    f"{_fmt(cell.cpu, 1)} | {_fmt(cell.writes, 2)} |"
+                )
+            ours = cells.get((name, rate, "operator"))
+            for peer in TOOLS[1:]:
+                theirs = cells.get((name, rate, peer))
+                if ours is None or theirs is None:
+                    continue
+                answers = _ratio(ours.answers, theirs.answers) if bad else "-"
+                seconds = _ratio(ours.seconds, theirs.seconds) if bad else "-"
+                ratios.append(
+                    f"| {name} | {rate:g} | {peer} | {answers} | {seconds} | {_ratio(ours.rss, theirs.rss)} | "
+                    f"{_ratio(ours.cpu, theirs.cpu)} | {_ratio(ours.writes, theirs.writes)} |"
+                )
+    return "\n".join(lines + ratios) + "\n"
 
 
-def _cores() -> int:
-    import os
-
-    return os.cpu_count() or 0
+RUNNERS: dict[str, Callable[..., Run]] = {"operator": run_operator, "flagger": run_flagger, "argo-rollouts": run_argo}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m devstack.bench_peers", description=__doc__)
-    parser.add_argument("--rate", type=float, default=10.0, help="requests per second (default 10)")
-    parser.add_argument("--interval", default="10s", help="analysis interval of both tools (default 10s)")
-    parser.add_argument("--tools", default="flagger,argo-rollouts", help="comma-separated subset")
-    parser.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for a rollback")
+    parser.add_argument("--rates", default="10", help="comma-separated requests per second (default 10)")
+    parser.add_argument("--scenarios", default="v1-v3", help=f"comma-separated, of {', '.join(SCENARIOS)}")
+    parser.add_argument("--tools", default=",".join(TOOLS), help="comma-separated subset")
+    parser.add_argument("--runs", type=int, default=1, help="runs per cell (default 1)")
+    parser.add_argument("--interval", default="10s", help="analysis interval of every tool (default 10s)")
+    parser.add_argument("--no-smoke", action="store_true", help="the operator without its smoke stage")
+    parser.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for the end of a release")
+    parser.add_argument("--results", type=Path, default=RESULTS, help=f"runs are appended here (default {RESULTS})")
+    parser.add_argument("--table-only", action="store_true", help="run nothing; print the table of --results")
     parser.add_argument("--logs", type=Path, default=Path("/tmp/bench-peers"), help="controller logs go here")
     parser.add_argument("--no-write", action="store_true", help="print only; leave docs/benchmarks.md alone")
     args = parser.parse_args(argv)
-    runners = {"flagger": run_flagger, "argo-rollouts": run_argo}
     tools = [tool for tool in args.tools.split(",") if tool]
-    with session_cluster() as cluster:
-        wanted = {"flagger": peers.FLAGGER, "argo-rollouts": peers.ARGO_ROLLOUTS}
-        files = peers.crd_files([wanted[tool] for tool in tools])
-        for path in files:
-            cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(path))
-        names = [f"crd/{name}" for name in peers.crd_names(files)]
-        cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s", *names)
-        runs = []
-        for tool in tools:
-            say(f"{tool}: v1 then v3 at {args.rate:g} req/s")
-            run = runners[tool](cluster, args.rate, args.interval, args.logs / tool, args.timeout)
-            say(f"{tool}: {run}")
-            runs.append(run)
-    markdown = table(runs, args.interval)
+    names = [name for name in args.scenarios.split(",") if name]
+    rates = [float(rate) for rate in args.rates.split(",") if rate]
+    if not args.table_only:
+        args.results.parent.mkdir(parents=True, exist_ok=True)
+        with session_cluster() as cluster:
+            wanted = {"flagger": peers.FLAGGER, "argo-rollouts": peers.ARGO_ROLLOUTS}
+            files = peers.crd_files([wanted[tool] for tool in tools if tool in wanted])
+            for path in files:
+                cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(path))
+            crds = [f"crd/{name}" for name in peers.crd_names(files)]
+            cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s", *crds)
+            for _ in range(args.runs):
+                for name in names:
+                    for rate in rates:
+                        for tool in tools:
+                            say(f"{tool}: {name} at {rate:g} req/s")
+                            extra = {"smoke": not args.no_smoke} if tool == "operator" else {}
+                            run = RUNNERS[tool](
+                                cluster, name, rate, args.interval, args.logs / tool, args.timeout, **extra
+                            )
+                            run.started = time.time()
+                            say(f"{tool}: {run}")
+                            with args.results.open("a") as out:
+                                out.write(json.dumps(asdict(run)) + "\n")
+    all_rates = sorted({10.0, *rates, *(r.rate for r in load(args.results))})
+    markdown = table(load(args.results), all_rates, args.interval)
     print(markdown)
     if not args.no_write:
         write_section(markdown)

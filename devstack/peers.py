@@ -260,6 +260,12 @@ def crd_names(files: Sequence[Path]) -> list[str]:
     return names
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds ``pid`` has used so far, from /proc/<pid>/stat."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @dataclass
 class PeerProcess:
     """A peer controller as a child process (own process group) with its log in a file."""
@@ -301,9 +307,7 @@ class PeerProcess:
         return processes.rss_kib(self.pid) / 1024
 
     def cpu_seconds(self) -> float:
-        """User + system CPU seconds so far, from /proc/<pid>/stat."""
-        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[-1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return cpu_seconds(self.pid)
 
     def stop(self) -> None:
         if self.started is not None:
