@@ -40,6 +40,7 @@ added later (more per cell, other scenarios and rates) accumulate.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import platform
@@ -73,6 +74,8 @@ SCENARIOS: dict[str, tuple[int, int, bool]] = {
 }
 """name: (stable, candidate, candidate is bad)."""
 TOOLS = ("operator", "flagger", "argo-rollouts")
+NO_SMOKE = "operator, no smoke"
+"""The operator's row without its smoke stage (``--no-smoke``): the peers' stages exactly, judged its way."""
 AGENTS = {
     "operator": ("kopf/", "Python/", "OpenAPI-Generator/"),
     "flagger": ("flagger/",),
@@ -500,8 +503,9 @@ class Cell:
 def table(runs: list[Run], rates: list[float], interval: str, scenarios: list[str] | None = None) -> str:
     cells: dict[tuple[str, float, str], Cell] = {}
     for run in runs:
-        if run.interval == interval and (run.tool != "operator" or run.smoke):
-            cells.setdefault((run.scenario, run.rate, run.tool), Cell([])).runs.append(run)
+        if run.interval == interval:
+            tool = NO_SMOKE if run.tool == "operator" and not run.smoke else run.tool
+            cells.setdefault((run.scenario, run.rate, tool), Cell([])).runs.append(run)
     lines = [
         "## Head to head",
         "",
@@ -511,7 +515,8 @@ def table(runs: list[Run], rates: list[float], interval: str, scenarios: list[st
         f"{WINDOW} of `model_prediction_outcomes_total`. The peers roll back at {FAILED_CHECKS} checks below accuracy",
         f"{MIN_ACCURACY} (Flagger's MetricTemplate, Argo Rollouts' AnalysisTemplate with the Prometheus provider);",
         f"the operator runs its golden-set smoke stage (min {MIN_ACCURACY}), then its sequential test against the",
-        f"stable version (`compareToBaseline.maxDrop: {MAX_DROP}`). Medians over the runs of a cell.",
+        f'stable version (`compareToBaseline.maxDrop: {MAX_DROP}`); "{NO_SMOKE}" leaves the smoke stage out.',
+        "Medians over the runs of a cell; wrong outcomes: promotions of a bad candidate, rollbacks of a good one.",
         "",
         f"Machine: {platform.machine()}, {os.cpu_count() or 0} cores, shared with other sessions' test runs and Go",
         f"builds (load average 5 to 10): seconds are upper bounds. Flagger {peers.FLAGGER.version}, Argo Rollouts "
@@ -525,14 +530,14 @@ def table(runs: list[Run], rates: list[float], interval: str, scenarios: list[st
         "",
         "Our/peer ratios (below 1: the operator did better; answers and seconds for bad candidates only):",
         "",
-        "| scenario | req/s | peer | answers | seconds | RSS | CPU | API writes |",
+        "| scenario | req/s | ours / peer | answers | seconds | RSS | CPU | API writes |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for name in scenarios or list(SCENARIOS):
         bad = SCENARIOS[name][2]
         wrong_kind = "promoted" if bad else "rolled back"
         for rate in rates:
-            for tool in TOOLS:
+            for tool in (*TOOLS, NO_SMOKE):
                 cell = cells.get((name, rate, tool))
                 if cell is None:
                     lines.append(f"| {name} | {rate:g} | {tool} | 0 | not measured yet | | | | | |")
@@ -542,15 +547,14 @@ def table(runs: list[Run], rates: list[float], interval: str, scenarios: list[st
                     f"{_fmt(cell.seconds, 1)} | {cell.wrong(bad)} {wrong_kind} | {_fmt(cell.rss)} | "
                     f"{_fmt(cell.cpu, 1)} | {_fmt(cell.writes, 2)} |"
                 )
-            ours = cells.get((name, rate, "operator"))
-            for peer in TOOLS[1:]:
-                theirs = cells.get((name, rate, peer))
+            for us, peer in itertools.product(("operator", NO_SMOKE), TOOLS[1:]):
+                ours, theirs = cells.get((name, rate, us)), cells.get((name, rate, peer))
                 if ours is None or theirs is None:
                     continue
                 answers = _ratio(ours.answers, theirs.answers) if bad else "-"
                 seconds = _ratio(ours.seconds, theirs.seconds) if bad else "-"
                 ratios.append(
-                    f"| {name} | {rate:g} | {peer} | {answers} | {seconds} | {_ratio(ours.rss, theirs.rss)} | "
+                    f"| {name} | {rate:g} | {us} / {peer} | {answers} | {seconds} | {_ratio(ours.rss, theirs.rss)} | "
                     f"{_ratio(ours.cpu, theirs.cpu)} | {_ratio(ours.writes, theirs.writes)} |"
                 )
     return "\n".join(lines + ratios) + "\n"
