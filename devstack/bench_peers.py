@@ -449,6 +449,10 @@ def run_operator(
                     timeout,
                 )
         finally:
+            # Deleted while the operator runs, so its finalizer is removed and the namespace can go.
+            cluster.kubectl(
+                "delete", "modelrelease", MODEL, "-n", namespace, "--ignore-not-found", "--timeout=60s", check=False
+            )
             operator.stop()
     return Run("operator", name, rate, *measured, interval=interval, smoke=smoke)
 
