@@ -101,6 +101,20 @@ SCALE_SIZES ?= 100,300,1000
 bench-scale: setup
 	$(PY) -m devstack.bench_scale --sizes $(SCALE_SIZES)
 
+# Flagger and Argo Rollouts from their Go modules (issue 17's head to head), cached by version: `setup`
+# builds them (6 minutes of builds cold on an idle 2-core machine, 20 under load; nothing when cached).
+.PHONY: setup-peers bench-peers
+setup-peers: setup
+	$(PY) -m devstack setup-peers
+
+# v1 then v3 at 10 req/s through the operator, Flagger and Argo Rollouts; every run is appended to
+# ~/.cache/modelrelease/bench-peers/runs.jsonl and the table (docs/benchmarks.md) is built from all of
+# them. Use a private devstack (MODELRELEASE_DEVSTACK_DIR). BENCH_PEERS_ARGS adds flags, e.g.
+# --runs 5 --scenarios v1-v3,v2-v5,v1-v5 --rates 2,10,50 (--table-only rewrites the table).
+BENCH_PEERS_ARGS ?=
+bench-peers: setup
+	$(PY) -m devstack.bench_peers $(BENCH_PEERS_ARGS)
+
 devstack-up: setup
 	$(PY) -m devstack up
 

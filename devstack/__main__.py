@@ -1,4 +1,4 @@
-"""`python -m devstack setup|bench|chaos|up|down|status|env|logs`."""
+"""`python -m devstack setup|setup-peers|bench|chaos|up|down|status|env|logs`."""
 
 from __future__ import annotations
 
@@ -52,6 +52,12 @@ def _setup(_: argparse.Namespace) -> int:
             f"devstack setup: prometheus {monitoring.prometheus_release()} built in {built['wall_seconds']:.0f} s wall, "
             f"{built.get('cpu_seconds', 0):.0f} CPU-s, peak RSS {built.get('peak_rss_mib', 0):.0f} MiB"
         )
+    from devstack import peers
+
+    t0 = time.monotonic()
+    for name, measured in peers.setup().items():  # issue 17's head to head; empty (a stat or two) when cached
+        print(f"devstack setup: {peers.describe(name, measured)}")
+    timings["flagger + argo rollouts (go)"] = time.monotonic() - t0
     for name, step in (
         ("savedmodels (train)", _optional_step("models", "ensure_models")),
         ("tmux (apt)", _optional_step("tools", "ensure_tmux")),
@@ -66,6 +72,13 @@ def _setup(_: argparse.Namespace) -> int:
     total = sum(secs for name, secs in timings.items() if not name.startswith("go: "))
     print(f"devstack setup: total {total:.1f} s")
     return 0
+
+
+def _setup_peers(_: argparse.Namespace) -> int:
+    """Build Flagger and Argo Rollouts (issue 17's head to head) into the cache, idempotently (``setup`` does too)."""
+    from devstack import peers
+
+    return peers.main()
 
 
 def _bench(args: argparse.Namespace) -> int:
@@ -85,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m devstack", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("setup", help="build and install everything (idempotent, cached)").set_defaults(func=_setup)
+    sub.add_parser("setup-peers", help="build Flagger and Argo Rollouts (cached)").set_defaults(func=_setup_peers)
     bench = sub.add_parser("bench", help="time a throwaway devstack: up, kwok scale, down")
     bench.add_argument("--pods", type=int, default=300, help="fake pods to run on kwok nodes (default 300)")
     bench.set_defaults(func=_bench)
