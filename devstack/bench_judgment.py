@@ -234,6 +234,7 @@ def ours_bound(
         if bound.kind == "max":
             q = bound.limit
             enough = n_c >= MIN_EVENTS / min(q, 1 - q)
+            shown_bad = (q < 0.5) & (c_bad >= MIN_EVENTS)  # an early fail only (sequential._shown_bad)
             variance = np.maximum(r_c * (1 - r_c), q * (1 - q)) / n_c
             scale = np.full_like(r_c, math.sqrt(q * (1 - q)))
             excess = r_c - q
@@ -245,6 +246,7 @@ def ours_bound(
             rarer = np.minimum(mid, 1 - mid)
             needed = np.where(rarer > 0, MIN_EVENTS / np.where(rarer > 0, rarer, 1.0), np.inf)
             enough = (n_c >= needed) & (n_s >= needed)
+            shown_bad = (mid < 0.5) & (c_bad >= MIN_EVENTS) & (n_s >= needed)
             r_s = s_bad / n_s
             plug_in = r_c * (1 - r_c) / n_c + r_s * (1 - r_s) / n_s
             at_margin = r_c0 * (1 - r_c0) / n_c + r_s0 * (1 - r_s0) / n_s
@@ -255,8 +257,8 @@ def ours_bound(
         tau = np.where(worse, fail_mixture[0], TAU_SCALE) * scale
         centre = np.where(worse, fail_mixture[1], 0.0) * scale
         ln_evidence = _ln_evidence(np.abs(excess), variance, tau, centre)
-        convinced = enough & (ln_evidence >= math.log(1 / alpha))
-    return convinced & (excess > 0), convinced & (excess < 0)
+        convinced = ln_evidence >= math.log(1 / alpha)
+    return convinced & (excess > 0) & (enough | shown_bad), convinced & (excess < 0) & enough
 
 
 def _operators_verdict(
@@ -1057,7 +1059,8 @@ def _targets(
             rows.append([target, note, met])
     rows.append(
         [
-            f"no verdict on fewer than the minimum events ({MIN_EVENTS} of the rarer outcome expected at the bound)",
+            f"no verdict on fewer than the minimum events ({MIN_EVENTS} of the rarer outcome expected at the bound; "
+            f"a fail also once {MIN_EVENTS} bad outcomes are shown)",
             "enforced in sequential.against_*; property-tested (tests/unit/test_sequential_verdicts.py)",
             "yes",
         ]

@@ -173,28 +173,50 @@ levels = st.sampled_from([0.05, 0.01, 0.0025, 0.0001])
 
 @PROPERTY
 @given(two_versions(), margins, levels, st.sampled_from(["maxDrop", "maxIncrease"]))
-def test_no_verdict_on_fewer_requests_than_the_minimum_events_need(
+def test_no_pass_before_the_minimum_events_and_no_early_fail_before_as_many_bad_outcomes(
     versions: tuple[Counts, Counts], margin: float, alpha: float, limit: str
 ) -> None:
     candidate, stable = versions
     result = against_stable("m", candidate, stable, limit, margin, alpha)  # type: ignore[arg-type]
     if result.verdict != "inconclusive" and result.needed > 0:
         assert result.needed >= 2 * MIN_EVENTS
-        assert min(candidate.denominator, stable.denominator) >= result.needed
+        assert stable.denominator >= result.needed
+        if candidate.denominator < result.needed:  # only a fail, on bad outcomes the candidate has shown
+            bad = candidate.numerator if limit == "maxIncrease" else candidate.denominator - candidate.numerator
+            assert result.verdict == "fail" and bad >= MIN_EVENTS, result
 
 
 @PROPERTY
-@given(st.integers(0, 2 * MIN_EVENTS - 1), st.integers(0, 10**6), bounds, margins, levels)
-def test_fewer_than_twice_the_minimum_events_is_always_inconclusive(
-    thin: int, many: int, bound: float, margin: float, alpha: float
+@given(
+    st.integers(0, MIN_EVENTS - 1),
+    st.integers(MIN_EVENTS, 2 * MIN_EVENTS - 1),
+    st.integers(0, 10**6),
+    bounds,
+    margins,
+    levels,
+)
+def test_fewer_bad_outcomes_than_the_minimum_is_inconclusive_and_a_thin_sample_never_passes(
+    thin: int, short: int, many: int, bound: float, margin: float, alpha: float
 ) -> None:
     bad = Counts(thin, thin)
     assert against_bound("m", bad, "max", bound, alpha).verdict == "inconclusive"
     assert against_bound("m", Counts(0, thin), "min", bound, alpha).verdict == "inconclusive"
+    assert against_bound("m", Counts(0, short), "max", bound, alpha).verdict != "pass"
+    assert against_bound("m", Counts(short, short), "min", bound, alpha).verdict != "pass"
     if margin < 1:
         stable = Counts(many // 2, many)
         assert against_stable("m", bad, stable, "maxIncrease", margin, alpha).verdict == "inconclusive"
         assert against_stable("m", stable, bad, "maxDrop", margin, alpha).verdict == "inconclusive"
+        assert against_stable("m", Counts(0, short), stable, "maxIncrease", margin, alpha).verdict != "pass"
+
+
+def test_a_candidate_failing_half_its_requests_is_rolled_back_before_the_expected_count() -> None:
+    """bench-peers' v3: 49 wrong of 89 while a 2-point drop from 0.955 needed 101 requests to be expected."""
+    early = against_stable("accuracy", Counts(40, 89), Counts(8_000, 8_377), "maxDrop", 0.02, 0.01)
+    assert early.verdict == "fail" and early.needed > 89, early.reason
+    assert "judged early on the bad outcomes shown" in early.reason
+    good = against_stable("accuracy", Counts(85, 89), Counts(8_000, 8_377), "maxDrop", 0.02, 0.01)
+    assert good.verdict == "inconclusive", good.reason  # 4 wrong: neither shown bad nor enough to pass
 
 
 @PROPERTY
@@ -258,10 +280,14 @@ def test_swapping_the_versions_turns_a_drop_into_the_same_rise(
     versions: tuple[Counts, Counts], margin: float, alpha: float
 ) -> None:
     candidate, stable = versions
-    _same(
-        against_stable("m", candidate, stable, "maxDrop", margin, alpha),
-        against_stable("m", stable, candidate, "maxIncrease", margin, alpha),
-    )
+    drop = against_stable("m", candidate, stable, "maxDrop", margin, alpha)
+    rise = against_stable("m", stable, candidate, "maxIncrease", margin, alpha)
+    if min(candidate.denominator, stable.denominator) < drop.needed:
+        # Before the expected count only the candidate's shown bad outcomes count (an early fail), so the
+        # roles are not symmetric there; neither side may pass.
+        assert "pass" not in (drop.verdict, rise.verdict)
+        return
+    _same(drop, rise)
 
 
 @PROPERTY

@@ -75,9 +75,19 @@ the margin or bound.
   ``n * min(q, 1 - q) >= MIN_EVENTS`` with ``q`` the bound, or against the
   stable version the rate midway between the two versions' rates at the
   margin (``r_s0 + theta / 2``, the same whichever way the question is
-  put).  Below that the verdict is always inconclusive, so a handful of
-  requests can neither promote nor roll back.  A candidate with no errors at
-  all still passes once it has served enough requests.
+  put).  Below that the verdict is inconclusive, so a handful of requests
+  can neither promote nor roll back, with one exception that only fails:
+  when the bad outcome is the rarer one at the limit, a candidate that has
+  already *shown* ``MIN_EVENTS`` bad outcomes (and, against the stable
+  version, a stable version past its own floor) is judged on them.  The
+  expected count guards the approximation for a candidate near the limit;
+  a candidate that shows ten bad outcomes before it was expected to show
+  ten is far from it, and waiting for the expected count let a model that
+  failed half its requests answer a hundred users (``make bench-peers``).
+  The plug-in variance, larger than the variance at the limit for such a
+  candidate, keeps the approximation conservative there, and a pass still
+  needs the expected count.  A candidate with no errors at all still passes
+  once it has served enough requests.
 - **alpha** comes from ``spec.analysis.confidence`` split equally over every
   bound judged in a stage (Bonferroni, ``split_alpha``): the chance that any
   of them fails a good model is at most ``1 - confidence``.
@@ -100,7 +110,9 @@ from typing import Literal
 from modelrelease.api.status import Verdict
 
 MIN_EVENTS = 10
-"""Outcomes of the rarer kind each version must be expected to show at the margin or bound before any verdict.
+"""Outcomes of the rarer kind each version must be expected to show at the margin or bound before a verdict.
+
+(Or, to fail only, bad outcomes the candidate has shown: see the module docstring.)
 
 Ten is the textbook condition (n p >= 10 and n (1 - p) >= 10) for the
 normal approximation to a binomial count; with fewer the approximation's
@@ -259,14 +271,26 @@ def against_stable(
     r_s0 = min(max((c_bad + s_bad - n_c * margin) / (n_c + n_s), 0.0), 1.0 - margin) if n_c + n_s > 0 else 0.0
     r_c0 = r_s0 + margin
     needed = _needed(r_s0 + margin / 2)
-    if n_c < needed or n_s < needed:
+    fail_only = n_c < needed and _shown_bad(c_bad, r_s0 + margin / 2)
+    if n_s < needed or (n_c < needed and not fail_only) or n_c <= 0:
         return _unjudgeable(metric, "inconclusive", limit_name, margin, candidate, stable, alpha, needed)
     r_c, r_s = c_bad / n_c, s_bad / n_s
     plug_in = r_c * (1 - r_c) / n_c + r_s * (1 - r_s) / n_s
     at_margin = r_c0 * (1 - r_c0) / n_c + r_s0 * (1 - r_s0) / n_s
     scale = math.sqrt(r_c0 * (1 - r_c0) + r_s0 * (1 - r_s0))
     return _decide(
-        metric, limit_name, margin, candidate, stable, alpha, needed, r_c - r_s, margin, max(plug_in, at_margin), scale
+        metric,
+        limit_name,
+        margin,
+        candidate,
+        stable,
+        alpha,
+        needed,
+        r_c - r_s,
+        margin,
+        max(plug_in, at_margin),
+        scale,
+        may_pass=not fail_only,
     )
 
 
@@ -284,12 +308,15 @@ def against_bound(
     if bad_bound >= 1.0:
         return _unjudgeable(metric, "pass", limit_name, bound, candidate, None, alpha, 0.0)
     needed = _needed(bad_bound)
-    if n < needed:
+    fail_only = n < needed and _shown_bad(bad, bad_bound)
+    if (n < needed and not fail_only) or n <= 0:
         return _unjudgeable(metric, "inconclusive", limit_name, bound, candidate, None, alpha, needed)
     r = bad / n
     variance = max(r * (1 - r), bad_bound * (1 - bad_bound)) / n
     scale = math.sqrt(bad_bound * (1 - bad_bound))
-    return _decide(metric, limit_name, bound, candidate, None, alpha, needed, r, bad_bound, variance, scale)
+    return _decide(
+        metric, limit_name, bound, candidate, None, alpha, needed, r, bad_bound, variance, scale, may_pass=not fail_only
+    )
 
 
 def log_evidence(excess: float, variance: float, tau: float, centre: float = 0.0) -> float:
@@ -382,6 +409,16 @@ def _needed(rate_at_limit: float) -> float:
     return MIN_EVENTS / rarer if rarer > 0 else math.inf
 
 
+def _shown_bad(bad: float, bad_rate_at_limit: float) -> bool:
+    """Has the candidate shown ``MIN_EVENTS`` bad outcomes where bad is the rarer outcome at the limit?
+
+    Such a candidate may be failed before the expected count is reached
+    (see the module docstring); where good is the rarer outcome at the
+    limit, more bad outcomes would make the approximation worse, not better.
+    """
+    return bad_rate_at_limit < 0.5 and bad >= MIN_EVENTS
+
+
 def _decide(
     metric: str,
     limit_name: Limit,
@@ -394,7 +431,9 @@ def _decide(
     bad_limit: float,
     variance: float,
     scale: float,
+    may_pass: bool = True,
 ) -> SequentialResult:
+    """The verdict from the evidence; ``may_pass`` False: before the expected count, only a fail is decided."""
     excess = bad_estimate - bad_limit
     tau, centre = _mixture(scale, fail=excess > 0)
     ln_evidence = log_evidence(abs(excess), variance, tau, centre)  # on the side the estimate lies
@@ -402,10 +441,11 @@ def _decide(
     verdict: Verdict = "inconclusive"
     if convinced and excess > 0:
         verdict = "fail"
-    elif convinced and excess < 0:
+    elif convinced and excess < 0 and may_pass:
         verdict = "pass"
     estimate = 1 - bad_estimate if limit_name == "min" else bad_estimate  # the value is 1 - r
     evidence = math.exp(min(ln_evidence, 700.0))
+    early = "" if may_pass else f"judged early on the bad outcomes shown: a pass needs {math.ceil(needed)} requests"
     return SequentialResult(
         metric=metric,
         verdict=verdict,
@@ -420,6 +460,7 @@ def _decide(
         scale=scale,
         alpha=alpha,
         needed=needed,
+        note=early,
     )
 
 
@@ -458,7 +499,7 @@ def _explain(r: SequentialResult) -> str:
         return f"{observed}: {_unjudged(r)}"
     limit = f"{r.limit_name} {_num(r.limit)}"
     level = f"always-valid at alpha {_num(r.alpha)}"
-    evidence = f"evidence {r.evidence:.3g} {'>=' if r.verdict != 'inconclusive' else '<'} 1/alpha {1 / r.alpha:.3g}"
+    evidence = f"evidence {r.evidence:.3g} {'>=' if r.evidence >= 1 / r.alpha else '<'} 1/alpha {1 / r.alpha:.3g}"
     if r.verdict == "inconclusive":
         quantity = "" if r.compared == "value" else f"{r.compared} {_num(r.estimate)} "
         text = f"{quantity}between {_num(low)} and {_num(high)} ({level}): not yet shown beyond or within {limit} ({evidence})"

@@ -433,7 +433,7 @@ class MetricSpec(ApiModel):
         description=(
             "Below this many requests (pooled over the stage for pooled metrics, else in the window) the metric is "
             "inconclusive, not failed. The sequential judge also waits for enough requests to expect 10 events of "
-            "the rarer outcome at the bound."
+            "the rarer outcome at the bound (to fail, 10 bad outcomes shown are enough)."
         ),
     )
     positive_class: ClassLabel | None = Field(
