@@ -399,24 +399,8 @@ def serve_config(config: Mapping[str, Any], directory: Path, timeout: float = 60
         "--web.enable-lifecycle",
         "--log.level=warn",
     ]
-    log_path = directory / "prometheus.log"
-    with log_path.open("ab") as log:
-        process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    url = f"http://{address}"
-    try:
-        try:
-            prometheus.wait_until_ready(url, timeout)
-        except TimeoutError as exc:
-            tail = log_path.read_text(errors="replace")[-2000:]
-            raise TimeoutError(f"{exc}; exit code {process.poll()}; log tail:\n{tail}") from exc
+    with prometheus.running(argv, address, directory / "prometheus.log", timeout) as url:
         yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def setup() -> dict[str, float]:

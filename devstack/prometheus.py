@@ -265,7 +265,17 @@ def serve(
     """Run Prometheus for the length of a ``with`` block and yield its URL; for tests without ``devstack up``."""
     address = listen or free_address()
     log_path = prometheus_dir(state_dir) / "prometheus.log"
-    argv = command(state_dir, kubeconfig, address)
+    with running(command(state_dir, kubeconfig, address), address, log_path, timeout) as url:
+        yield url
+
+
+@contextmanager
+def running(argv: list[str], address: str, log_path: Path, timeout: float = 60.0) -> Iterator[str]:
+    """A Prometheus process on ``argv`` listening on ``address`` until the ``with`` block ends; yields its URL.
+
+    A Prometheus that never gets ready fails with its log's tail, which
+    says why (a bad flag, a config it refused), not only that it timed out.
+    """
     with log_path.open("ab") as log:
         process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     url = f"http://{address}"
@@ -277,9 +287,14 @@ def serve(
             raise TimeoutError(f"{exc}; exit code {process.poll()}; log tail:\n{tail}") from exc
         yield url
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        terminate(process)
+
+
+def terminate(process: subprocess.Popen[bytes], grace: float = 15.0) -> None:
+    """SIGTERM, then SIGKILL after ``grace`` seconds; reaped either way (no zombie left to the test run)."""
+    process.terminate()
+    try:
+        process.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()

@@ -111,12 +111,7 @@ def prometheus_operator(cluster: Cluster, tmp_path_factory: pytest.TempPathFacto
     try:
         yield log_path
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        prometheus.terminate(process)
 
 
 def _generated(cluster: Cluster, namespace: str, log_path: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
