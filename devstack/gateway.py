@@ -74,13 +74,18 @@ def _env() -> dict[str, str]:
     return dict(os.environ, CGO_ENABLED="0", GOWORK="off", GOTOOLCHAIN="local", GOFLAGS="-mod=readonly")
 
 
-def module_dir(module: str, version: str) -> Path:
-    """The module's source in the Go module cache (downloaded through the proxy when missing)."""
+def module_dir(module: str, version: str, toolchain: str = "local") -> Path:
+    """The module's source in the Go module cache (downloaded through the proxy when missing).
+
+    ``toolchain`` is ``GOTOOLCHAIN``: the go command refuses to download a
+    module whose go.mod asks for a newer Go than the one running unless it
+    may fetch that toolchain (the peers' builds pass one; see devstack.peers).
+    """
     found = subprocess.run(
         ["go", "mod", "download", "-json", f"{module}@{version}"],
         capture_output=True,
         text=True,
-        env=_env(),
+        env=_env() | {"GOTOOLCHAIN": toolchain},
         cwd=tempfile.gettempdir(),
     )
     try:

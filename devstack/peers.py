@@ -43,7 +43,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -133,25 +132,16 @@ TRAEFIK_CRD_FILE = "docs/content/reference/dynamic-configuration/kubernetes-crd-
 def module_dir(module: str, version: str, toolchain: str = "local") -> Path:
     """The module's source in the Go module cache, downloaded through the proxy when missing.
 
-    Not ``devstack.gateway.module_dir``: that pins ``GOTOOLCHAIN=local``, and
-    the go command refuses to download a module whose go.mod asks for a newer
-    Go than the one running (Argo Rollouts asks for 1.26.10).
+    ``toolchain`` matters: the go command refuses to download a module whose
+    go.mod asks for a newer Go than the one running (Argo Rollouts asks for
+    1.26.10) unless ``GOTOOLCHAIN`` names one that may be fetched.
     """
-    env = dict(os.environ, GOWORK="off", GOTOOLCHAIN=toolchain, GOFLAGS="-mod=mod")
-    found = subprocess.run(
-        ["go", "mod", "download", "-json", f"{module}@{version}"],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=tempfile.gettempdir(),
-    )
+    from devstack import gateway
+
     try:
-        info: dict[str, Any] = json.loads(found.stdout or "{}")
-    except ValueError:
-        info = {}
-    if found.returncode != 0 or not info.get("Dir"):
-        raise PeerBuildError(f"cannot download {module}@{version}: {info.get('Error') or found.stderr.strip()}")
-    return Path(info["Dir"])
+        return gateway.module_dir(module, version, toolchain)
+    except gateway.GatewayBuildError as error:
+        raise PeerBuildError(str(error)) from error
 
 
 def _copy_crds(peer: Peer, source: Path) -> None:
