@@ -34,7 +34,10 @@ Traefik serves; Argo Rollouts those of a TraefikService that a second
 Traefik (the CRD provider) serves (devstack.peers).  Each run has its own
 namespace and controller processes.  Every run is appended to a results
 file (``--results``), and the table is built from all runs in it, so runs
-added later (more per cell, other scenarios and rates) accumulate.
+added later (more per cell, other scenarios and rates) accumulate.  The file
+is part of the repository (docs/data/), not of the machine's cache: the
+runs of one session are the evidence for the table, and a cache does not
+outlive its machine (the first runs, before this, were lost with theirs).
 """
 
 from __future__ import annotations
@@ -53,7 +56,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from devstack import audit, cache_root, peers, processes, scenario
+from devstack import audit, peers, processes, scenario
 from devstack.benchdoc import DOCS, write_section
 from devstack.state import StateDir
 from devstack.testing import Cluster, session_cluster, wait_for
@@ -89,7 +92,7 @@ The bench itself writes with kubectl only, so the operator's prefixes count the 
 COUNTED = frozenset({"leases", "deployments", "services", "configmaps", "events"})
 """The resources devstack's audit policy logs for every tool: each tool's own custom resources (ModelRelease,
 Canary, Rollout), HTTPRoutes and TraefikServices are not logged for all, so none of them is counted."""
-RESULTS = cache_root() / "bench-peers" / "runs.jsonl"
+RESULTS = Path(__file__).resolve().parent.parent / "docs" / "data" / "bench-peers-runs.jsonl"
 
 
 def accuracy_query(namespace: str, version: int | str, window: str) -> str:
