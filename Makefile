@@ -57,9 +57,10 @@ typecheck: venv
 # TEST_WORKERS pytest-xdist workers sharing one devstack (a file's tests stay
 # on one worker: its module fixtures, such as its operator, start once).  The
 # few marked `exclusive` stop a shared component (Prometheus) and run alone
-# afterwards.  Measured on 2 cores: 3 workers 1,246 s, 4 workers (below) keep
-# the warm run under 20 minutes.
-TEST_WORKERS ?= 4
+# afterwards.  Measured on 2 cores, warm: 3 workers 1,246 s, 4 workers 1,155 s
+# at load 13: the rollouts' pods (TensorFlow imports) make the suite CPU-bound,
+# so a fourth worker buys 7% for more contention on every timed wait.
+TEST_WORKERS ?= 3
 
 test: setup lint typecheck
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile -m "not exclusive" $(PYTEST_ARGS) tests
