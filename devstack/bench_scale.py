@@ -207,9 +207,13 @@ def run_size(cluster: Cluster, count: int, log_dir: Path, say: Callable[[str], N
         figures["Prometheus queries/s"] = queries / elapsed
         say(f"{count}: rollout window {elapsed:.0f} s: " + json.dumps({k: round(v, 3) for k, v in figures.items()}))
     finally:
+        # The releases go while their operator still runs, and the namespace is gone before the next size starts:
+        # the next operator watches every bench namespace, and a namespace still terminating would have it
+        # resume, and try to restore, the objects of this size (measured: 2,450 requests/min in 300's idle window).
+        cluster.kubectl("delete", "modelreleases", "--all", "-n", namespace, "--wait=true", timeout=900, check=False)
         operator.stop()
         operator.delete_lease()
-        cluster.kubectl("delete", "namespace", namespace, "--wait=false", "--ignore-not-found", check=False)
+        cluster.kubectl("delete", "namespace", namespace, "--wait=true", "--ignore-not-found", timeout=900, check=False)
     return result
 
 
