@@ -535,9 +535,10 @@ def table(runs: list[Run], rates: list[float], interval: str, scenarios: list[st
         f'stable version (`compareToBaseline.maxDrop: {MAX_DROP}`); "{NO_SMOKE}" leaves the smoke stage out.',
         "Medians over the runs of a cell; wrong outcomes: promotions of a bad candidate, rollbacks of a good one.",
         "",
-        f"Machine: {platform.machine()}, {os.cpu_count() or 0} cores, shared with other sessions' test runs and Go",
-        f"builds (load average 5 to 10): seconds are upper bounds. Flagger {peers.FLAGGER.version}, Argo Rollouts "
-        f"{peers.ARGO_ROLLOUTS.version}, the operator at this commit.",
+        f"Machine: {platform.machine()}, {os.cpu_count() or 0} cores, shared with the devstack (control plane,",
+        "Traefik, Prometheus, model pods) and nothing else (no test run or build beside it). Flagger",
+        f"{peers.FLAGGER.version}, Argo Rollouts {peers.ARGO_ROLLOUTS.version}, the operator at the commit that added",
+        "each run to docs/data/bench-peers-runs.jsonl.",
         "",
         "| scenario | req/s | tool | runs | answers from the candidate | seconds to the end | wrong outcomes "
         "| RSS MiB | CPU s | API writes/s |",
