@@ -536,7 +536,7 @@ def table(runs: list[Run], rates: list[float], interval: str, scenarios: list[st
         "Medians over the runs of a cell; wrong outcomes: promotions of a bad candidate, rollbacks of a good one.",
         "",
         f"Machine: {platform.machine()}, {os.cpu_count() or 0} cores, shared with the devstack (control plane,",
-        "Traefik, Prometheus, model pods) and nothing else (no test run or build beside it). Flagger",
+        "Traefik, Prometheus, model pods); the runs of 2026-12-03 had nothing else beside them. Flagger",
         f"{peers.FLAGGER.version}, Argo Rollouts {peers.ARGO_ROLLOUTS.version}, the operator at the commit that added",
         "each run to docs/data/bench-peers-runs.jsonl.",
         "",
