@@ -6,9 +6,13 @@
   the release's own ``spec.notifications`` (generic and Slack bodies) and from
   the operator-wide ``--notify-webhook``;
 - a receiver that is down (it accepts connections and never answers, so every
-  attempt runs into its timeout and is retried) delays nothing: the same
-  rollout with such a receiver takes no longer, within a bound it would break
-  by far if a pass waited for one notice (timeout x attempts + back-off = 27 s).
+  attempt runs into its 30 s timeout and is retried) delays nothing: the
+  rollout is promoted while that receiver is still on its first or second
+  notice.  Counted in attempts, not compared in seconds with another rollout
+  (whose judge needs a different amount of traffic, and which a loaded
+  machine stretches by tens of seconds): a pass that waited for two notices
+  would have let the receiver spend all eight of their attempts, 254 s,
+  before the promotion.
 """
 
 from __future__ import annotations
@@ -45,9 +49,9 @@ STAGES = [
     {"name": "canary", "weight": 50, "duration": "6s"},
     {"name": "full", "weight": 100},
 ]
-DOWN_TIMEOUT, DOWN_RETRIES = 5.0, 3
-ONE_NOTICE_BLOCKED = DOWN_TIMEOUT * (DOWN_RETRIES + 1) + 1 + 2 + 4
-"""What one notice costs a down receiver's task: every attempt times out, with back-off 1, 2, 4 s between."""
+DOWN_TIMEOUT, DOWN_RETRIES = 30.0, 3
+ATTEMPTS_PER_NOTICE = DOWN_RETRIES + 1
+"""A notice to the down receiver costs it 4 x 30 s timeouts with back-off 1, 2, 4 s between: 127 s."""
 
 
 @dataclass
@@ -204,9 +208,16 @@ def test_a_receiver_that_is_down_delays_nothing(
         up = _timed_rollout(releases, 2, [{"url": f"{BASE}/release"}])
         attempts_before = len(down.connections)
         stuck = _timed_rollout(releases, 5, [dead])  # v5: as good as v2 within the analysis' margin
+        attempts_by_promotion = len(down.connections) - attempts_before
     told = receiver.events("release", 2)
-    print(f"rollout with the receiver up: {up:.1f} s; with it down: {stuck:.1f} s ({len(told)} notices each)")
+    print(
+        f"rollout with the receiver up: {up:.1f} s; with it down: {stuck:.1f} s, "
+        f"{attempts_by_promotion} attempts on the down receiver by then"
+    )
     assert told[-1] == ("Promoted", None, None)
-    wait_for(lambda: len(down.connections) > attempts_before, 30, message="the down receiver was tried")
-    # Four notices (started, two stage changes, promoted): waiting for even one would cost ONE_NOTICE_BLOCKED.
-    assert stuck <= up * 1.25 + ONE_NOTICE_BLOCKED / 2, f"down {stuck:.1f} s against up {up:.1f} s"
+    assert attempts_by_promotion >= 1, "the down receiver was tried during the rollout"
+    # Two notices (started, smoke -> canary) precede the promotion: had a pass waited for
+    # them, all their attempts would have been spent before it.
+    assert attempts_by_promotion < 2 * ATTEMPTS_PER_NOTICE, (
+        f"{attempts_by_promotion} attempts before the promotion ({stuck:.1f} s): passes waited for notices"
+    )
