@@ -69,6 +69,8 @@ from modelrelease.analysis.provider import Measurement
 from modelrelease.analysis.sequential import (
     FAIL_CENTRE_SCALE,
     FAIL_TAU_SCALE,
+    FAIL_WIDE_SHARE,
+    FAIL_WIDE_TAU_SCALE,
     MIN_EVENTS,
     TAU_SCALE,
     Counts,
@@ -205,9 +207,11 @@ def simulate(rng: np.random.Generator, scenario: Scenario, rate: int, seconds: i
 # -- ours, vectorised --------------------------------------------------------------------------
 
 
-Mixture = tuple[float, float]  # (scale, centre) of the fail side's mixing distribution, per-request SDs
-OURS: Mixture = (FAIL_TAU_SCALE, FAIL_CENTRE_SCALE)
-HALF_NORMAL: Mixture = (TAU_SCALE, 0.0)  # the fail side before the centred mixture: the same as the pass side
+Mixture = tuple[float, float, float]
+"""The fail side's mixing distribution: (scale, centre) of its main part in per-request SDs, and the wide part's share."""
+OURS: Mixture = (FAIL_TAU_SCALE, FAIL_CENTRE_SCALE, FAIL_WIDE_SHARE)
+CENTRED: Mixture = (FAIL_TAU_SCALE, FAIL_CENTRE_SCALE, 0.0)  # before the wide part
+HALF_NORMAL: Mixture = (TAU_SCALE, 0.0, 0.0)  # the fail side before the centred mixture: the same as the pass side
 
 
 def _ln_evidence(excess: Floats, variance: Floats, tau: Floats, centre: Floats) -> Floats:
@@ -257,6 +261,11 @@ def ours_bound(
         tau = np.where(worse, fail_mixture[0], TAU_SCALE) * scale
         centre = np.where(worse, fail_mixture[1], 0.0) * scale
         ln_evidence = _ln_evidence(np.abs(excess), variance, tau, centre)
+        share = fail_mixture[2]
+        if share > 0:  # sequential.mixture_log_evidence: the weighted sum of the two parts' ratios
+            wide = _ln_evidence(np.abs(excess), variance, FAIL_WIDE_TAU_SCALE * scale, np.zeros_like(scale))
+            both = np.logaddexp(math.log1p(-share) + ln_evidence, math.log(share) + wide)
+            ln_evidence = np.where(worse, both, ln_evidence)
         convinced = ln_evidence >= math.log(1 / alpha)
     return convinced & (excess > 0) & (enough | shown_bad), convinced & (excess < 0) & enough
 
@@ -649,10 +658,14 @@ def mixture_sensitivity(rng: np.random.Generator, runs: int) -> list[list[str]]:
         streams = {s.name: simulate(rng, s, rate, seconds, runs) for s in SCENARIOS if s.name in _MIX_SCENARIOS}
         for mixture in _MIXTURES:
             label = f"{mixture[1]:g} ± {mixture[0]:g}"
+            if mixture[2] > 0:
+                label += f" + {mixture[2]:g} wide"
             if mixture == OURS:
                 label += " (default)"
+            elif mixture == CENTRED:
+                label += " (previous)"
             elif mixture == HALF_NORMAL:
-                label += " (half-normal, previous)"
+                label += " (half-normal, before that)"
             row = [f"{rate}/s", label]
             for name in _MIX_SCENARIOS:
                 first, promoted = ours(streams[name], alpha, fail_mixture=mixture)
@@ -666,7 +679,7 @@ def mixture_sensitivity(rng: np.random.Generator, runs: int) -> list[list[str]]:
     return rows
 
 
-_MIXTURES: tuple[Mixture, ...] = (HALF_NORMAL, (0.05, 0.06), OURS, (0.04, 0.1), (0.03, 0.11))
+_MIXTURES: tuple[Mixture, ...] = (HALF_NORMAL, (0.05, 0.06, 0.0), CENTRED, OURS, (0.04, 0.1, 0.0), (0.03, 0.11, 0.0))
 _MIX_GOOD = ("same as stable", "accuracy -1 pt (= maxDrop)")
 _MIX_SCENARIOS = (*_MIX_GOOD, "accuracy -2 pts", "accuracy -5 pts", "errors x2", "slow share x2")
 
@@ -866,7 +879,10 @@ def report(runs: int, seed: int, progress: Callable[[str], None]) -> str:
         "The mSPRT that fails a candidate averages likelihood ratios over a mixing distribution of the excess "
         "beyond the limit; every choice keeps the guarantee, the choice only moves power between small and large "
         "regressions. Rows: a normal of centre ± scale (per-request standard deviations at the limit) truncated "
-        "to regressions; 0 ± 0.1 is the half-normal used before (and still on the pass side). Good candidates "
+        'to regressions, "+ s wide" with a share s of the weight on a half-normal of scale '
+        f"{FAIL_WIDE_TAU_SCALE:g} (it fails a plainly broken model within a few dozen requests; "
+        "`sequential.FAIL_WIDE_SHARE`); 0 ± 0.1 is the half-normal used first (and still on the pass side). "
+        "Good candidates "
         "(same as stable; exactly at `maxDrop`): rolled back · promoted. Bad candidates: requests served before "
         "rollback, median / p90.",
         "",

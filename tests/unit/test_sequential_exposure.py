@@ -64,4 +64,5 @@ def test_the_previous_half_normal_mixture_misses_the_same_bound_on_the_same_stre
 ) -> None:
     monkeypatch.setattr(sequential, "FAIL_TAU_SCALE", sequential.TAU_SCALE)
     monkeypatch.setattr(sequential, "FAIL_CENTRE_SCALE", 0.0)
+    monkeypatch.setattr(sequential, "FAIL_WIDE_SHARE", 0.0)
     assert _rolled_back_by_the_third_check() < 0.5

@@ -9,14 +9,20 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import integrate, stats
 
+from modelrelease.analysis import sequential
 from modelrelease.analysis.sequential import (
     FAIL_CENTRE_SCALE,
     FAIL_TAU_SCALE,
+    FAIL_WIDE_SHARE,
+    FAIL_WIDE_TAU_SCALE,
     TAU_SCALE,
     Counts,
     against_bound,
+    against_stable,
     half_width,
     log_evidence,
+    mixture_half_width,
+    mixture_log_evidence,
 )
 
 PROPERTY = settings(max_examples=300, deadline=None, derandomize=True, database=None)
@@ -83,6 +89,52 @@ def test_the_fail_side_needs_less_excess_than_the_half_normal_for_the_regression
     centred = half_width(variance, FAIL_TAU_SCALE * scale, 0.01, FAIL_CENTRE_SCALE * scale)
     half_normal = half_width(variance, TAU_SCALE * scale, 0.01)
     assert centred / math.sqrt(variance) < 3.25 < 3.3 < half_normal / math.sqrt(variance)
+
+
+def _fail_side(scale: float) -> tuple[tuple[float, float, float], ...]:
+    return (
+        (1 - FAIL_WIDE_SHARE, FAIL_TAU_SCALE * scale, FAIL_CENTRE_SCALE * scale),
+        (FAIL_WIDE_SHARE, FAIL_WIDE_TAU_SCALE * scale, 0.0),
+    )
+
+
+@pytest.mark.parametrize(("excess", "variance", "scale"), [(0.02, 1.5e-4, 0.38), (0.36, 5e-3, 0.38), (0.0, 1e-4, 0.1)])
+def test_the_two_part_fail_side_is_the_weighted_sum_of_its_parts_integrated(
+    excess: float, variance: float, scale: float
+) -> None:
+    integrated = sum(
+        weight * math.exp(_by_quadrature(excess, variance, tau, centre)) for weight, tau, centre in _fail_side(scale)
+    )
+    assert mixture_log_evidence(excess, variance, _fail_side(scale)) == pytest.approx(math.log(integrated), abs=1e-6)
+
+
+@PROPERTY
+@given(variances, scales, levels)
+def test_the_two_part_half_width_solves_its_evidence_at_one_over_alpha(
+    variance: float, scale: float, alpha: float
+) -> None:
+    parts = _fail_side(scale)
+    width = mixture_half_width(variance, parts, alpha)
+    assert width > 0
+    assert mixture_log_evidence(width, variance, parts) == pytest.approx(math.log(1 / alpha), abs=1e-7)
+    assert mixture_log_evidence(width * 0.999, variance, parts) < math.log(1 / alpha)
+    (weight, tau, centre), _ = parts
+    assert width <= half_width(variance, tau, alpha * weight, centre) + 1e-12  # the sum is at least its main part
+
+
+def _requests_to_fail_a_broken_model() -> int:
+    """v3 as bench-peers saw it: 59% correct against stable's 97% (1,200 requests), ``maxDrop: 0.02``, alpha 0.005."""
+    for n in range(5, 400):
+        verdict = against_stable("accuracy", Counts(0.588 * n, n), Counts(1161.6, 1200), "maxDrop", 0.02, 0.005)
+        if verdict.verdict == "fail":
+            return n
+    return 400
+
+
+def test_a_plainly_broken_model_fails_within_45_requests(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert _requests_to_fail_a_broken_model() <= 45
+    monkeypatch.setattr(sequential, "FAIL_WIDE_SHARE", 0.0)
+    assert _requests_to_fail_a_broken_model() >= 80, "the centred part alone is slow on it"
 
 
 @PROPERTY

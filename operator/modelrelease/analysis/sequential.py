@@ -23,17 +23,22 @@ the margin or bound.
   is zero", averaged over a mixing distribution of ``delta`` on the side
   tested (the question is one-sided: only "worse than allowed" fails).
   Johari et al. define the test for any mixing distribution; which one
-  only decides which effects are seen soonest.  Ours is a normal of centre ``mu`` and
-  scale ``tau`` truncated to ``delta >= 0``, whose ratio has a closed form
-  (``log_evidence``)::
+  only decides which effects are seen soonest.  Ours is a weighted sum of
+  two parts, each a normal of centre ``mu`` and scale ``tau`` truncated to
+  ``delta >= 0``, whose ratio has a closed form (``log_evidence``; the
+  sum's ratio is the weighted sum of the parts', ``mixture_log_evidence``)::
 
       P = 1/v + 1/tau^2,   y = (excess/v + mu/tau^2) / sqrt(P)
       Lambda = Phi(y) exp((y^2 - mu^2/tau^2) / 2) / (Phi(mu/tau) sqrt(1 + tau^2/v))
 
   With ``mu = 0`` this is the half-normal mixture ``2 Phi(x) sqrt(v / (v +
-  tau^2)) exp(x^2 / 2)``.  The fail side is centred on the regressions a
-  release must catch quickly (``FAIL_CENTRE_SCALE``, ``FAIL_TAU_SCALE``):
-  a few points of accuracy beyond the margin.  The candidate fails when
+  tau^2)) exp(x^2 / 2)``.  The fail side's main part is centred on the
+  regressions a release must catch quickly (``FAIL_CENTRE_SCALE``,
+  ``FAIL_TAU_SCALE``): a few points of accuracy beyond the margin; a small
+  share (``FAIL_WIDE_SHARE``) is a wide half-normal (``FAIL_WIDE_TAU_SCALE``)
+  that sees a plainly broken model within a few dozen requests, which the
+  centred part alone, all but blind to effects ten times its centre, does
+  not.  The candidate fails when
   ``d > theta`` and ``Lambda >= 1/alpha``.  Each alternative in the mixture
   gives a nonnegative martingale while ``d = theta`` and a supermartingale
   while ``d < theta``, so by Ville's inequality the chance that ``Lambda``
@@ -68,7 +73,8 @@ the margin or bound.
   version), so the mixture is scaled to the metric: a point of accuracy and
   a tenth of a point of errors are alike.  Pass: half-normal,
   ``TAU_SCALE``.  Fail: centre ``FAIL_CENTRE_SCALE``, scale
-  ``FAIL_TAU_SCALE``.
+  ``FAIL_TAU_SCALE``, with ``FAIL_WIDE_SHARE`` of the weight on a
+  half-normal of scale ``FAIL_WIDE_TAU_SCALE``.
 - **too few events**: the normal approximation needs enough outcomes of
   the rarer kind.  Each version must have served enough requests that
   ``MIN_EVENTS`` of them would be bad (and good) at the margin or bound:
@@ -159,6 +165,33 @@ on large drops and lose more on small ones (the benchmark's
 mixing-distribution table).
 """
 
+FAIL_WIDE_SHARE = 0.02
+"""Share of the fail side's mixture on a wide half-normal (``FAIL_WIDE_TAU_SCALE``): a broken model fails soon.
+
+The centred part puts almost no weight on effects ten times its centre, so
+a plainly broken model gathers evidence little faster than one a few points
+worse: ``make bench-peers`` saw v3 (59% correct against stable's 97%, a
+38-point drop with ``maxDrop: 0.02``) serve 97 requests at 10% of 10
+requests/s before its first fail; on those rates the centred part alone
+needs 83.  With a fiftieth of the weight on a half-normal of half a standard
+deviation it needs 43 (tests/unit/test_sequential_mixture.py pins both).
+Any mixture keeps the level; the price is ln(1/0.98) = 0.02 of
+log-evidence on the drops the centred part is for: the share of 5-point
+drops failed by the third check at 10 requests/s goes from 0.521 to 0.519
+(tests/unit/test_sequential_exposure.py's streams).  A twentieth would
+save three more requests on v3 for three times that price.
+"""
+
+FAIL_WIDE_TAU_SCALE = 0.5
+"""Scale of the fail side's wide part, per-request standard deviations: gross regressions of 0.3 to 2 of them.
+
+v3's 38-point drop is about one standard deviation at the margin; scales
+from 0.5 to 1 fail it within 40 to 43 requests, 0.25 needs 56.
+"""
+
+Component = tuple[float, float, float]
+"""One part of a mixing distribution: (weight, tau, centre); the weights of a side sum to 1."""
+
 Limit = Literal["min", "max", "maxDrop", "maxIncrease"]
 """Which bound of a metric is judged; names as in ``MetricSpec`` / ``CompareToBaseline``."""
 
@@ -227,8 +260,7 @@ class SequentialResult:
     def _width(self, fail: bool) -> float | None:
         if self.variance is None or self.scale is None:
             return None
-        tau, centre = _mixture(self.scale, fail)
-        return half_width(self.variance, tau, self.alpha, centre)
+        return mixture_half_width(self.variance, _mixture(self.scale, fail), self.alpha)
 
     @property
     def reason(self) -> str:
@@ -371,11 +403,62 @@ def half_width(variance: float, tau: float, alpha: float, centre: float = 0.0) -
     return max(w, 0.0)
 
 
-def _mixture(scale: float, fail: bool) -> tuple[float, float]:
-    """(tau, centre) of one side's mixing distribution, for a per-request standard deviation ``scale`` at the limit."""
-    if fail:
-        return FAIL_TAU_SCALE * scale, FAIL_CENTRE_SCALE * scale
-    return TAU_SCALE * scale, 0.0
+def mixture_log_evidence(excess: float, variance: float, components: tuple[Component, ...]) -> float:
+    """ln Lambda of a weighted sum of ``log_evidence``'s mixtures: the weighted average of their ratios, in logs.
+
+    Each part's ratio is a nonnegative martingale under the null, so their
+    weighted average is one too (Ville's inequality holds for it), and a
+    log-sum-exp of convex functions stays increasing and convex in the excess.
+    """
+    logs = [math.log(weight) + log_evidence(excess, variance, tau, centre) for weight, tau, centre in components]
+    top = max(logs)
+    return top + math.log(sum(math.exp(value - top) for value in logs))
+
+
+def mixture_half_width(variance: float, components: tuple[Component, ...], alpha: float) -> float:
+    """``half_width`` for a weighted sum of mixtures: the excess at which its evidence reaches ``1/alpha``.
+
+    Newton's method from above, as in ``half_width``: each part alone
+    reaches ``1/alpha`` at its own width for ``alpha * weight``, and the sum is
+    at least that part, so the narrowest of those widths is at or above the root.
+    """
+    if len(components) == 1:
+        _, tau, centre = components[0]
+        return half_width(variance, tau, alpha, centre)
+    target = math.log(1 / alpha)
+    w = min(half_width(variance, tau, alpha * weight, centre) for weight, tau, centre in components)
+    for _ in range(100):
+        logs = [math.log(weight) + log_evidence(w, variance, tau, centre) for weight, tau, centre in components]
+        top = max(logs)
+        shares = [math.exp(value - top) for value in logs]
+        total = sum(shares)
+        gap = top + math.log(total) - target
+        slope = sum(
+            share / total * _slope(w, variance, tau, centre)
+            for share, (_, tau, centre) in zip(shares, components, strict=True)
+        )
+        step = gap / slope
+        w -= step
+        if abs(step) < 1e-12 * max(1.0, abs(w)):
+            break
+    return max(w, 0.0)
+
+
+def _slope(excess: float, variance: float, tau: float, centre: float) -> float:
+    """d ln Lambda / d excess of ``log_evidence`` (any centre, 0 included)."""
+    root_precision = math.sqrt(1.0 / variance + 1.0 / (tau * tau))
+    y = (excess / variance + centre / (tau * tau)) / root_precision
+    return (y + _normal_pdf_over_cdf(y)) / (variance * root_precision)
+
+
+def _mixture(scale: float, fail: bool) -> tuple[Component, ...]:
+    """One side's mixing distribution, for a per-request standard deviation ``scale`` at the limit."""
+    if not fail:
+        return ((1.0, TAU_SCALE * scale, 0.0),)
+    centred = (1.0 - FAIL_WIDE_SHARE, FAIL_TAU_SCALE * scale, FAIL_CENTRE_SCALE * scale)
+    if FAIL_WIDE_SHARE <= 0.0:
+        return ((1.0, centred[1], centred[2]),)
+    return (centred, (FAIL_WIDE_SHARE, FAIL_WIDE_TAU_SCALE * scale, 0.0))
 
 
 def _log_normal_cdf(x: float) -> float:
@@ -435,8 +518,7 @@ def _decide(
 ) -> SequentialResult:
     """The verdict from the evidence; ``may_pass`` False: before the expected count, only a fail is decided."""
     excess = bad_estimate - bad_limit
-    tau, centre = _mixture(scale, fail=excess > 0)
-    ln_evidence = log_evidence(abs(excess), variance, tau, centre)  # on the side the estimate lies
+    ln_evidence = mixture_log_evidence(abs(excess), variance, _mixture(scale, fail=excess > 0))  # that side's
     convinced = ln_evidence >= math.log(1 / alpha)
     verdict: Verdict = "inconclusive"
     if convinced and excess > 0:
