@@ -36,9 +36,9 @@ the margin or bound.
   regressions a release must catch quickly (``FAIL_CENTRE_SCALE``,
   ``FAIL_TAU_SCALE``): a few points of accuracy beyond the margin; a small
   share (``FAIL_WIDE_SHARE``) is a wide half-normal (``FAIL_WIDE_TAU_SCALE``)
-  that sees a plainly broken model within a few dozen requests, which the
-  centred part alone, all but blind to effects ten times its centre, does
-  not.  The candidate fails when
+  that fails a plainly broken model within a few dozen requests, twice as
+  soon as the centred part alone, which puts little weight on effects ten
+  times its centre.  The candidate fails when
   ``d > theta`` and ``Lambda >= 1/alpha``.  Each alternative in the mixture
   gives a nonnegative martingale while ``d = theta`` and a supermartingale
   while ``d < theta``, so by Ville's inequality the chance that ``Lambda``
