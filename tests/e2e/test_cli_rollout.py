@@ -32,7 +32,7 @@ from rollout_support import ACCURACY_RATIO, Releases
 from devstack.testing import Cluster, wait_for
 from modelrelease.cli import main
 
-pytestmark = [pytest.mark.e2e, pytest.mark.cluster, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.e2e, pytest.mark.cluster, pytest.mark.timeout(600)]
 
 REPO = Path(__file__).resolve().parents[2]
 SMOKE = {"name": "smoke", "smoke": {"goldenSet": {"configMap": "digits-golden"}, "minAccuracy": 0.3}}

@@ -21,7 +21,7 @@ from rollout_support import Releases
 
 from devstack.testing import wait_for
 
-pytestmark = [pytest.mark.e2e, pytest.mark.cluster, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.e2e, pytest.mark.cluster, pytest.mark.timeout(600)]
 
 APPROVE = "modelrelease.io/approve"
 ABORT = "modelrelease.io/abort"

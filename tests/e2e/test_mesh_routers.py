@@ -28,7 +28,7 @@ from rollout_support import ACCURACY_RATIO, OperatorProcess, Releases
 from devstack import scenario
 from devstack.testing import Cluster, wait_for
 
-pytestmark = [pytest.mark.e2e, pytest.mark.cluster, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.e2e, pytest.mark.cluster, pytest.mark.timeout(600)]
 
 ROUTE = "digits"
 PREDICT_PATH = {"type": "PathPrefix", "value": "/tensorflow.serving.PredictionService/"}

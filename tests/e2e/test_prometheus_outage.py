@@ -17,7 +17,7 @@ from rollout_support import Releases
 from devstack import scenario
 from devstack.testing import Cluster, wait_for
 
-pytestmark = [pytest.mark.e2e, pytest.mark.cluster, pytest.mark.exclusive, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.e2e, pytest.mark.cluster, pytest.mark.exclusive, pytest.mark.timeout(600)]
 
 INCONCLUSIVE_LIMIT = 3
 STAGE_SECONDS = 8

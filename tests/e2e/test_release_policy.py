@@ -19,7 +19,7 @@ from rollout_support import Releases
 
 from devstack.testing import recording_prometheus, wait_for
 
-pytestmark = [pytest.mark.e2e, pytest.mark.cluster, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.e2e, pytest.mark.cluster, pytest.mark.timeout(600)]
 
 OPERATOR_FLAGS = ("--allowed-image=tensorflow/serving:*", "--allowed-service-account=model-runner")
 TIMEOUT = 60.0

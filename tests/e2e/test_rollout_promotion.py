@@ -10,7 +10,7 @@ from rollout_support import OperatorProcess, Releases, answers_since
 
 from devstack.testing import Cluster, wait_for
 
-pytestmark = [pytest.mark.e2e, pytest.mark.cluster, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.e2e, pytest.mark.cluster, pytest.mark.timeout(600)]
 
 PROMOTION_STAGES = [
     {"name": "smoke", "smoke": {"goldenSet": {"configMap": "digits-golden"}, "minAccuracy": 0.9}},

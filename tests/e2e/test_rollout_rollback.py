@@ -12,7 +12,7 @@ from rollout_support import ACCURACY_RATIO, OperatorProcess, Releases, answers_s
 
 from devstack.testing import wait_for
 
-pytestmark = [pytest.mark.e2e, pytest.mark.cluster, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.e2e, pytest.mark.cluster, pytest.mark.timeout(600)]
 
 INTERVAL_SECONDS = 2.0
 
