@@ -410,9 +410,8 @@ def mixture_log_evidence(excess: float, variance: float, components: tuple[Compo
     weighted average is one too (Ville's inequality holds for it), and a
     log-sum-exp of convex functions stays increasing and convex in the excess.
     """
-    logs = [math.log(weight) + log_evidence(excess, variance, tau, centre) for weight, tau, centre in components]
-    top = max(logs)
-    return top + math.log(sum(math.exp(value - top) for value in logs))
+    top, shares = _weighted_parts(excess, variance, components)
+    return top + math.log(sum(shares))
 
 
 def mixture_half_width(variance: float, components: tuple[Component, ...], alpha: float) -> float:
@@ -428,9 +427,7 @@ def mixture_half_width(variance: float, components: tuple[Component, ...], alpha
     target = math.log(1 / alpha)
     w = min(half_width(variance, tau, alpha * weight, centre) for weight, tau, centre in components)
     for _ in range(100):
-        logs = [math.log(weight) + log_evidence(w, variance, tau, centre) for weight, tau, centre in components]
-        top = max(logs)
-        shares = [math.exp(value - top) for value in logs]
+        top, shares = _weighted_parts(w, variance, components)
         total = sum(shares)
         gap = top + math.log(total) - target
         slope = sum(
@@ -444,6 +441,17 @@ def mixture_half_width(variance: float, components: tuple[Component, ...], alpha
     return max(w, 0.0)
 
 
+def _weighted_parts(excess: float, variance: float, components: tuple[Component, ...]) -> tuple[float, list[float]]:
+    """The largest ``ln(weight * Lambda)`` of the parts, and each part's ``weight * Lambda`` scaled by its exp.
+
+    Scaled so that a ratio beyond a float's range (``Lambda`` of e^800)
+    still sums: the sum's log is the top plus the log of the scaled sum.
+    """
+    logs = [math.log(weight) + log_evidence(excess, variance, tau, centre) for weight, tau, centre in components]
+    top = max(logs)
+    return top, [math.exp(value - top) for value in logs]
+
+
 def _slope(excess: float, variance: float, tau: float, centre: float) -> float:
     """d ln Lambda / d excess of ``log_evidence`` (any centre, 0 included)."""
     root_precision = math.sqrt(1.0 / variance + 1.0 / (tau * tau))
@@ -455,10 +463,11 @@ def _mixture(scale: float, fail: bool) -> tuple[Component, ...]:
     """One side's mixing distribution, for a per-request standard deviation ``scale`` at the limit."""
     if not fail:
         return ((1.0, TAU_SCALE * scale, 0.0),)
-    centred = (1.0 - FAIL_WIDE_SHARE, FAIL_TAU_SCALE * scale, FAIL_CENTRE_SCALE * scale)
-    if FAIL_WIDE_SHARE <= 0.0:
-        return ((1.0, centred[1], centred[2]),)
-    return (centred, (FAIL_WIDE_SHARE, FAIL_WIDE_TAU_SCALE * scale, 0.0))
+    parts = (
+        (1.0 - FAIL_WIDE_SHARE, FAIL_TAU_SCALE * scale, FAIL_CENTRE_SCALE * scale),
+        (FAIL_WIDE_SHARE, FAIL_WIDE_TAU_SCALE * scale, 0.0),
+    )
+    return tuple(part for part in parts if part[0] > 0)  # a part of no weight adds nothing (and has no log)
 
 
 def _log_normal_cdf(x: float) -> float:
