@@ -485,6 +485,21 @@ def _ratio(ours: float | None, theirs: float | None) -> str:
     return f"{ours / theirs:.2f}"
 
 
+def _exposure_ratio(ours: Cell, theirs: Cell, mine: float | None, peer: float | None) -> str:
+    """Ours over the peer's medians for a bad candidate, unless either tool promoted it; the other outcomes said beside.
+
+    A promoted bad candidate's answers stop being counted at the promotion
+    that hands it every user, and an undecided one's at the timeout: a ratio
+    of those counts would call the tool that kept serving it the better one.
+    """
+    said = [
+        f"{who} {cell.outcomes()}" for who, cell in (("peer", theirs), ("ours", ours)) if not cell.all_rolled_back()
+    ]
+    if ours.rolled_back() and theirs.rolled_back() and not (ours.promoted() or theirs.promoted()):
+        return "; ".join([_ratio(mine, peer), *said])
+    return "; ".join(said)
+
+
 @dataclass
 class Cell:
     runs: list[Run]
@@ -503,6 +518,25 @@ class Cell:
         text = f"{sum(1 for r in self.runs if r.outcome == wrong)} {wrong}"
         undecided = sum(1 for r in self.runs if r.outcome not in ("promoted", "rolled back"))
         return f"{text}, {undecided} undecided" if undecided else text
+
+    def all_rolled_back(self) -> bool:
+        return self.rolled_back() == len(self.runs)
+
+    def rolled_back(self) -> int:
+        return sum(1 for r in self.runs if r.outcome == "rolled back")
+
+    def promoted(self) -> int:
+        return sum(1 for r in self.runs if r.outcome == "promoted")
+
+    def outcomes(self) -> str:
+        """What the runs that did not roll back did, e.g. ``promoted 2/5, undecided 1/5``."""
+        undecided = len(self.runs) - self.rolled_back() - self.promoted()
+        parts = [
+            f"{what} {count}/{len(self.runs)}"
+            for what, count in (("promoted", self.promoted()), ("undecided", undecided))
+            if count
+        ]
+        return ", ".join(parts)
 
     @property
     def rss(self) -> float | None:
@@ -532,12 +566,14 @@ def table(runs: list[Run], rates: list[float], interval: str, scenarios: list[st
         f"{WINDOW} of `model_prediction_outcomes_total`. The peers roll back at {FAILED_CHECKS} checks below accuracy",
         f"{MIN_ACCURACY} (Flagger's MetricTemplate, Argo Rollouts' AnalysisTemplate with the Prometheus provider);",
         f"the operator runs its golden-set smoke stage (min {MIN_ACCURACY}), then its sequential test against the",
-        f'stable version (`compareToBaseline.maxDrop: {MAX_DROP}`); "{NO_SMOKE}" leaves the smoke stage out.',
+        f'stable version (`compareToBaseline.maxDrop: {MAX_DROP}`); "{NO_SMOKE}" leaves the smoke stage out',
+        "(measured on v3, which the smoke stage rolls back; v5 passes it, so it has no such rows).",
         "Medians over the runs of a cell; wrong outcomes: promotions of a bad candidate, rollbacks of a good one.",
         "",
         f"Machine: {platform.machine()}, {os.cpu_count() or 0} cores, shared with the devstack (control plane,",
-        "Traefik, Prometheus, model pods); the runs of 2026-12-03 had nothing else beside them but, for",
-        "a few minutes, the unit tests and a type check. Flagger",
+        "Traefik, Prometheus, model pods); the runs of 2026-12-03 before 14:00 UTC had nothing else beside them",
+        "but, for a few minutes, the unit tests and a type check; from 14:00 the v1-v5 and v2-v5 runs went on two",
+        "devstacks side by side, one at 50 req/s and the other at 2 or 10 (load average 1 to 3). Flagger",
         f"{peers.FLAGGER.version}, Argo Rollouts {peers.ARGO_ROLLOUTS.version}, the operator at the commit that added",
         "each run to docs/data/bench-peers-runs.jsonl.",
         "",
@@ -547,7 +583,9 @@ def table(runs: list[Run], rates: list[float], interval: str, scenarios: list[st
     ]
     ratios = [
         "",
-        "Our/peer ratios (below 1: the operator did better; answers and seconds for bad candidates only):",
+        "Our/peer ratios of the medians above (below 1: the operator did better). Answers and seconds are compared",
+        "for bad candidates only, and not at all where either tool promoted one (a promoted bad candidate goes on",
+        "serving every user); runs that did not roll back are counted beside the ratio:",
         "",
         "| scenario | req/s | ours / peer | answers | seconds | RSS | CPU | API writes |",
         "|---|---|---|---|---|---|---|---|",
@@ -557,6 +595,8 @@ def table(runs: list[Run], rates: list[float], interval: str, scenarios: list[st
         for rate in rates:
             for tool in (*TOOLS, NO_SMOKE):
                 cell = cells.get((name, rate, tool))
+                if cell is None and tool == NO_SMOKE:
+                    continue  # measured where the smoke stage decides (v3); v5 passes it, so it changes nothing there
                 if cell is None:
                     lines.append(f"| {name} | {rate:g} | {tool} | 0 | not measured yet | | | | | |")
                     continue
@@ -569,8 +609,8 @@ def table(runs: list[Run], rates: list[float], interval: str, scenarios: list[st
                 ours, theirs = cells.get((name, rate, us)), cells.get((name, rate, peer))
                 if ours is None or theirs is None:
                     continue
-                answers = _ratio(ours.answers, theirs.answers) if bad else "-"
-                seconds = _ratio(ours.seconds, theirs.seconds) if bad else "-"
+                answers = _exposure_ratio(ours, theirs, ours.answers, theirs.answers) if bad else "-"
+                seconds = _exposure_ratio(ours, theirs, ours.seconds, theirs.seconds) if bad else "-"
                 ratios.append(
                     f"| {name} | {rate:g} | {us} / {peer} | {answers} | {seconds} | {_ratio(ours.rss, theirs.rss)} | "
                     f"{_ratio(ours.cpu, theirs.cpu)} | {_ratio(ours.writes, theirs.writes)} |"
