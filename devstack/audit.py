@@ -18,6 +18,7 @@ most of the log.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -57,6 +58,28 @@ POLICY: dict[str, Any] = {
 }
 
 
+EVERY_REQUEST_ENV = "MODELRELEASE_AUDIT_EVERY_REQUEST"
+"""``1`` in the environment of ``devstack up``: the API server also logs every other request, at Metadata level.
+
+Why not always: the tests' shared devstack needs only writes and Leases, and
+every read and watch of every controller and pod would multiply its log.
+``make bench-peers`` sets it, to count each controller's API requests per
+second (issue 17); kwok's node heartbeats stay out of the log either way.
+"""
+
+
+def policy(every_request: bool = False) -> dict[str, Any]:
+    """``POLICY``, or with ``every_request`` the same rules before a catch-all that logs the rest at Metadata level."""
+    if not every_request:
+        return POLICY
+    rules = [
+        *POLICY["rules"][:-1],
+        {"level": "None", "resources": [{"group": "", "resources": ["nodes", "nodes/status"]}]},
+        {"level": "Metadata"},
+    ]
+    return {**POLICY, "rules": rules}
+
+
 def log_path(logs_dir: Path) -> Path:
     """Where devstack's API server writes its audit log (with the other component logs, kept one ``up`` back)."""
     return logs_dir / "audit.log"
@@ -64,10 +87,10 @@ def log_path(logs_dir: Path) -> Path:
 
 def apiserver_args(state_root: Path, logs_dir: Path) -> list[str]:
     """The kube-apiserver flags that turn the audit log on; writes the policy file they name."""
-    policy = state_root / "audit-policy.yaml"
-    policy.write_text(yaml.safe_dump(POLICY, sort_keys=False))
+    path = state_root / "audit-policy.yaml"
+    path.write_text(yaml.safe_dump(policy(os.environ.get(EVERY_REQUEST_ENV) == "1"), sort_keys=False))
     return [
-        f"--audit-policy-file={policy}",
+        f"--audit-policy-file={path}",
         f"--audit-log-path={log_path(logs_dir)}",
         "--audit-log-format=json",
         # One file: a trial reads from an offset, and a rotation in the middle would hide entries.

@@ -14,8 +14,10 @@ traffic generator.  Per tool and run it measures:
 - the outcome, so false rollbacks (of v5 after v1) and promotions of a bad
   version are counted;
 - the controller's RSS at the end and CPU seconds over the run (from /proc);
-- its API writes per second, from devstack's audit log by user agent
-  (devstack's audit policy records writes and Lease reads, not other reads).
+- its API requests per second, from devstack's audit log by user agent
+  (the bench has the API server log every request: ``audit.EVERY_REQUEST_ENV``),
+  and among them the writes (and Lease reads) that the tests' devstack logs
+  too, which the runs before every request was logged have alone.
 
 Every tool gets the same stage weights (10, 20, 30, 40, 50 %, then full), the
 same analysis interval and the same accuracy query over
@@ -120,6 +122,9 @@ class Run:
     interval: str = "10s"
     smoke: bool = True
     started: float = 0.0
+    api_requests_per_second: float | None = None
+    """Every request in the run's namespace or cluster-wide, a watch counted when it starts; None for runs made
+    before the bench logged every request."""
 
 
 def say(text: str) -> None:
@@ -167,21 +172,33 @@ def _running(*processes: peers.PeerProcess) -> Iterator[None]:
             process.stop()
 
 
-def api_writes(log: Path, offset: int, agents: tuple[str, ...], namespace: str) -> int:
-    """Writes (and Lease reads) by user agents ``agents...`` in ``namespace`` logged from byte ``offset`` on."""
-    count = 0
+def api_counts(log: Path, offset: int, agents: tuple[str, ...], namespace: str) -> tuple[int, int]:
+    """(writes, requests) by user agents ``agents...`` logged from byte ``offset`` on.
+
+    Writes: writes to ``COUNTED`` resources and Lease reads in ``namespace``,
+    what the tests' devstack logs too.  Requests: every request in
+    ``namespace`` or cluster-wide (one tool's controller runs at a time), a
+    watch counted when it starts (it completes when it ends, maybe after the
+    run); 0 unless the API server logs every request (``audit.EVERY_REQUEST_ENV``).
+    """
+    writes = requests = 0
     with open(log, "rb") as handle:
         handle.seek(offset)
         for line in handle:
-            if namespace.encode() not in line:
-                continue
             event = json.loads(line)
-            if event.get("stage") != "ResponseComplete" or not str(event.get("userAgent", "")).startswith(agents):
+            if not str(event.get("userAgent", "")).startswith(agents):
                 continue
             ref = event.get("objectRef") or {}
-            if ref.get("namespace") == namespace and ref.get("resource") in COUNTED:
-                count += 1
-    return count
+            verb, stage = event.get("verb"), event.get("stage")
+            if ref.get("namespace", "") not in (namespace, ""):
+                continue
+            if stage == ("ResponseStarted" if verb == "watch" else "ResponseComplete"):
+                requests += 1
+            resource = ref.get("resource")
+            written = verb in audit.WRITE_VERBS or (resource == "leases" and verb == "get")
+            if stage == "ResponseComplete" and written and resource in COUNTED and ref.get("namespace") == namespace:
+                writes += 1
+    return writes, requests
 
 
 @dataclass
@@ -196,8 +213,8 @@ class Target:
 
 def _measure(
     cluster: Cluster, target: Target, namespace: str, name: str, rate: float, generator: Any, timeout: float
-) -> tuple[int, float | None, str, float, float, float]:
-    """Change the version, wait for the end, and count what users got from the candidate meanwhile."""
+) -> dict[str, Any]:
+    """Change the version, wait for the end, and count what users got from the candidate meanwhile: Run's fields."""
     log = audit.log_path(StateDir(cluster.state_dir).logs)
     offset = audit.size(log)
     cpu_before = peers.cpu_seconds(target.pid)
@@ -217,9 +234,16 @@ def _measure(
     wait_for(lambda: generator.stats.answered - at_end >= rate, 10, message="answers after the end")
     after = generator.stats
     answers = after.versions.get(candidate, 0) - before.versions.get(candidate, 0)
-    writes = api_writes(log, offset, AGENTS[target.tool], namespace) / elapsed
-    rss = processes.rss_kib(target.pid) / 1024
-    return answers, seconds, outcome or "", rss, peers.cpu_seconds(target.pid) - cpu_before, writes
+    writes, requests = api_counts(log, offset, AGENTS[target.tool], namespace)
+    return {
+        "candidate_answers": answers,
+        "seconds": seconds,
+        "outcome": outcome or "",
+        "rss_mib": processes.rss_kib(target.pid) / 1024,
+        "cpu_seconds": peers.cpu_seconds(target.pid) - cpu_before,
+        "api_writes_per_second": writes / elapsed,
+        "api_requests_per_second": requests / elapsed if requests else None,
+    }
 
 
 def run_flagger(cluster: Cluster, name: str, rate: float, interval: str, log_dir: Path, timeout: float) -> Run:
@@ -273,7 +297,7 @@ def run_flagger(cluster: Cluster, name: str, rate: float, interval: str, log_dir
                 measured = _measure(
                     cluster, Target("flagger", flagger.pid, change, ended), namespace, name, rate, generator, timeout
                 )
-    return Run("flagger", name, rate, *measured, interval=interval, smoke=False)
+    return Run("flagger", name, rate, interval=interval, smoke=False, **measured)
 
 
 def run_argo(cluster: Cluster, name: str, rate: float, interval: str, log_dir: Path, timeout: float) -> Run:
@@ -351,7 +375,7 @@ def run_argo(cluster: Cluster, name: str, rate: float, interval: str, log_dir: P
                 measured = _measure(
                     cluster, Target("argo-rollouts", argo.pid, change, ended), namespace, name, rate, generator, timeout
                 )
-    return Run("argo-rollouts", name, rate, *measured, interval=interval, smoke=False)
+    return Run("argo-rollouts", name, rate, interval=interval, smoke=False, **measured)
 
 
 def operator_release(namespace: str, version: int, interval: str, smoke: bool) -> dict[str, Any]:
@@ -457,7 +481,7 @@ def run_operator(
                 "delete", "modelrelease", MODEL, "-n", namespace, "--ignore-not-found", "--timeout=60s", check=False
             )
             operator.stop()
-    return Run("operator", name, rate, *measured, interval=interval, smoke=smoke)
+    return Run("operator", name, rate, interval=interval, smoke=smoke, **measured)
 
 
 # --- the table -------------------------------------------------------------------------------------------------------
@@ -550,6 +574,16 @@ class Cell:
     def writes(self) -> float | None:
         return _median([r.api_writes_per_second for r in self.runs if r.api_writes_per_second is not None])
 
+    @property
+    def requests(self) -> float | None:
+        return _median([r.api_requests_per_second for r in self.runs if r.api_requests_per_second is not None])
+
+    def requests_text(self) -> str:
+        """The median, and over how many runs when not all of them: the first runs were made before it was logged."""
+        counted = sum(1 for r in self.runs if r.api_requests_per_second is not None)
+        text = _fmt(self.requests, 2)
+        return text if counted in (0, len(self.runs)) else f"{text} ({counted} runs)"
+
 
 def table(runs: list[Run], rates: list[float], interval: str, scenarios: list[str] | None = None) -> str:
     cells: dict[tuple[str, float, str], Cell] = {}
@@ -578,8 +612,8 @@ def table(runs: list[Run], rates: list[float], interval: str, scenarios: list[st
         "each run to docs/data/bench-peers-runs.jsonl.",
         "",
         "| scenario | req/s | tool | runs | answers from the candidate | seconds to the end | wrong outcomes "
-        "| RSS MiB | CPU s | API writes/s |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| RSS MiB | CPU s | API writes/s | API requests/s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     ratios = [
         "",
@@ -587,8 +621,8 @@ def table(runs: list[Run], rates: list[float], interval: str, scenarios: list[st
         "for bad candidates only, and not at all where either tool promoted one (a promoted bad candidate goes on",
         "serving every user); runs that did not roll back are counted beside the ratio:",
         "",
-        "| scenario | req/s | ours / peer | answers | seconds | RSS | CPU | API writes |",
-        "|---|---|---|---|---|---|---|---|",
+        "| scenario | req/s | ours / peer | answers | seconds | RSS | CPU | API writes | API requests |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for name in scenarios or list(SCENARIOS):
         bad = SCENARIOS[name][2]
@@ -598,12 +632,12 @@ def table(runs: list[Run], rates: list[float], interval: str, scenarios: list[st
                 if cell is None and tool == NO_SMOKE:
                     continue  # measured where the smoke stage decides (v3); v5 passes it, so it changes nothing there
                 if cell is None:
-                    lines.append(f"| {name} | {rate:g} | {tool} | 0 | not measured yet | | | | | |")
+                    lines.append(f"| {name} | {rate:g} | {tool} | 0 | not measured yet | | | | | | |")
                     continue
                 lines.append(
                     f"| {name} | {rate:g} | {tool} | {len(cell.runs)} | {_fmt(cell.answers)} | "
                     f"{_fmt(cell.seconds, 1)} | {cell.wrong(bad)} | {_fmt(cell.rss)} | "
-                    f"{_fmt(cell.cpu, 1)} | {_fmt(cell.writes, 2)} |"
+                    f"{_fmt(cell.cpu, 1)} | {_fmt(cell.writes, 2)} | {cell.requests_text()} |"
                 )
             for us, peer in itertools.product(("operator", NO_SMOKE), TOOLS[1:]):
                 ours, theirs = cells.get((name, rate, us)), cells.get((name, rate, peer))
@@ -613,7 +647,8 @@ def table(runs: list[Run], rates: list[float], interval: str, scenarios: list[st
                 seconds = _exposure_ratio(ours, theirs, ours.seconds, theirs.seconds) if bad else "-"
                 ratios.append(
                     f"| {name} | {rate:g} | {us} / {peer} | {answers} | {seconds} | {_ratio(ours.rss, theirs.rss)} | "
-                    f"{_ratio(ours.cpu, theirs.cpu)} | {_ratio(ours.writes, theirs.writes)} |"
+                    f"{_ratio(ours.cpu, theirs.cpu)} | {_ratio(ours.writes, theirs.writes)} | "
+                    f"{_ratio(ours.requests, theirs.requests)} |"
                 )
     return "\n".join(lines + ratios + NOTES) + "\n"
 
@@ -625,10 +660,12 @@ NOTES = [
     "candidate's pod (TensorFlow import, 15 to 30 s at this load). A release neither rolled back nor promoted",
     'within the timeout (`--timeout`) is "undecided" and counts no seconds; its answers from the candidate',
     "are those up to the timeout. CPU s is the controller's CPU over that span (so a longer span costs more",
-    "CPU), RSS its resident memory at the end (the operator is a Python process). API writes/s",
-    "counts what devstack's audit policy logs for every tool alike: Lease reads and writes, and writes to",
-    "Deployments, Services, ConfigMaps and Events, by user agent in the run's namespace; writes to each tool's",
-    "own resources (ModelRelease, Canary, Rollout) and to routes are not logged, and reads are not logged.",
+    "CPU), RSS its resident memory at the end (the operator is a Python process). API requests/s counts",
+    "every request the API server answered to the controller's user agent in the run's namespace or",
+    "cluster-wide (gets, lists, watches when they start, writes, its own resources and routes included);",
+    "the runs before 2026-12-03 14:30 UTC were made when devstack logged only what API writes/s counts, so",
+    "that column has more runs: Lease reads and writes, and writes to Deployments, Services, ConfigMaps",
+    "and Events, in the run's namespace.",
     "",
     "Builds (`/usr/bin/time -v`, `-trimpath -ldflags '-s -w'`, `nice 10`, `-p 2`, at load about 10): Flagger",
     "315 s wall, 164 CPU-s, peak RSS 761 MiB, 54 MiB binary; Argo Rollouts 920 s wall, 500 CPU-s, peak RSS",
@@ -658,6 +695,7 @@ def main(argv: list[str] | None = None) -> int:
     rates = [float(rate) for rate in args.rates.split(",") if rate]
     if not args.table_only:
         args.results.parent.mkdir(parents=True, exist_ok=True)
+        os.environ[audit.EVERY_REQUEST_ENV] = "1"  # read by the devstack this starts (a running one keeps its policy)
         with session_cluster() as cluster:
             wanted = {"flagger": peers.FLAGGER, "argo-rollouts": peers.ARGO_ROLLOUTS}
             files = peers.crd_files([wanted[tool] for tool in tools if tool in wanted])

@@ -18,6 +18,9 @@ from kubernetes_asyncio import client, config
 JSON = dict[str, Any]
 
 
+USER_AGENT = "devstack-podrunner"
+
+
 class ApiError(Exception):
     def __init__(self, status: int, body: str) -> None:
         super().__init__(f"HTTP {status}: {body[:500]}")
@@ -33,7 +36,10 @@ class Kube:
     async def from_kubeconfig(cls, path: str) -> Kube:
         configuration = client.Configuration()
         await config.load_kube_config(config_file=path, client_configuration=configuration)
-        return cls(client.ApiClient(configuration))
+        api_client = client.ApiClient(configuration)
+        # Its own name in the API server's audit log: the default is every Python client's (the operator's too).
+        api_client.user_agent = USER_AGENT
+        return cls(api_client)
 
     @property
     def host(self) -> str:
