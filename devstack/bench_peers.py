@@ -90,7 +90,8 @@ AGENTS = {
 }
 """Prefixes of each controller's user agents in the audit log (the operator: kopf's aiohttp and the Python client).
 
-The bench itself writes with kubectl only, so the operator's prefixes count the operator alone."""
+The bench itself calls the API with kubectl and a client named ``testing.HARNESS_AGENT``, so the operator's prefixes
+count the operator alone (the operator's Kubernetes client and the bench's once had the same agent)."""
 COUNTED = frozenset({"leases", "deployments", "services", "configmaps", "events"})
 """The resources devstack's audit policy logs for every tool: each tool's own custom resources (ModelRelease,
 Canary, Rollout), HTTPRoutes and TraefikServices are not logged for all, so none of them is counted."""

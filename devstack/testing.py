@@ -30,6 +30,8 @@ from devstack.state import StateDir, default_state_dir
 T = TypeVar("T")
 
 KUBECONFIG_ENV = "MODELRELEASE_KUBECONFIG"
+HARNESS_AGENT = "devstack-tests"
+"""The user agent of the tests' and benches' own API client: in the audit log, apart from the operator's."""
 LOG_COMPONENTS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "podrunner", "kwok", "prometheus")
 
 
@@ -77,6 +79,7 @@ class Cluster:
         from kubernetes import config
 
         client = config.new_client_from_config(config_file=str(self.kubeconfig))  # type: ignore[no-untyped-call]
+        client.user_agent = HARNESS_AGENT
         self._clients.append(client)
         return client
 
